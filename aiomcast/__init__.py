@@ -1,0 +1,118 @@
+"""aiomcast: IP multicast for asyncio.
+
+Open endpoints, join and leave IPv4 and IPv6 groups, set every multicast option and read
+datagrams with ``async for``::
+
+    async with aiomcast.open_receiver("239.1.2.3", 5000, interface="eth0") as rx:
+        async for datagram in rx:
+            print(datagram.source, datagram.payload)
+
+The whole public API is listed in ``__all__`` below; the modules behind it are private.
+"""
+
+from ._address import (
+    DEFAULT_LOOPBACK,
+    DEFAULT_TTL,
+    MAX_PAYLOAD_IPV4,
+    MAX_PAYLOAD_IPV6,
+    AddressScope,
+    Family,
+    Group,
+    GroupLike,
+    TTLScope,
+    max_payload,
+    parse_family,
+    scope_of_ttl,
+    validate_port,
+    validate_ttl,
+)
+from ._endpoint import (
+    DEFAULT_QUEUE_SIZE,
+    Endpoint,
+    Membership,
+    Opener,
+    Receiver,
+    Sender,
+    open_endpoint,
+    open_receiver,
+    open_sender,
+)
+from ._errors import (
+    AiomcastError,
+    AlreadyJoinedError,
+    BrokenEndpointError,
+    BusyError,
+    EndpointClosedError,
+    InterfaceError,
+    InvalidArgumentError,
+    InvalidGroupError,
+    InvalidPortError,
+    InvalidSocketError,
+    InvalidTTLError,
+    KernelError,
+    MembershipError,
+    NotJoinedError,
+    PayloadTooLargeError,
+)
+from ._interfaces import Interface, InterfaceLike, list_interfaces, resolve_interface
+from ._protocol import Datagram, Overflow, Stats
+from ._ring import RingSearchResult, expanding_ring_search
+from ._run import run
+from ._sequence import SequenceTracker, pack_sequence, unpack_sequence
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_LOOPBACK",
+    "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_TTL",
+    "MAX_PAYLOAD_IPV4",
+    "MAX_PAYLOAD_IPV6",
+    "AddressScope",
+    "AiomcastError",
+    "AlreadyJoinedError",
+    "BrokenEndpointError",
+    "BusyError",
+    "Datagram",
+    "Endpoint",
+    "EndpointClosedError",
+    "Family",
+    "Group",
+    "GroupLike",
+    "Interface",
+    "InterfaceError",
+    "InterfaceLike",
+    "InvalidArgumentError",
+    "InvalidGroupError",
+    "InvalidPortError",
+    "InvalidSocketError",
+    "InvalidTTLError",
+    "KernelError",
+    "Membership",
+    "MembershipError",
+    "NotJoinedError",
+    "Opener",
+    "Overflow",
+    "PayloadTooLargeError",
+    "Receiver",
+    "RingSearchResult",
+    "Sender",
+    "SequenceTracker",
+    "Stats",
+    "TTLScope",
+    "__version__",
+    "expanding_ring_search",
+    "list_interfaces",
+    "max_payload",
+    "open_endpoint",
+    "open_receiver",
+    "open_sender",
+    "pack_sequence",
+    "parse_family",
+    "resolve_interface",
+    "run",
+    "scope_of_ttl",
+    "unpack_sequence",
+    "validate_port",
+    "validate_ttl",
+]

@@ -1,0 +1,723 @@
+# Design: the public endpoints. Three final classes share one core: Receiver (join, leave,
+# async iteration), Sender (send, TTL, loopback, outgoing interface) and Endpoint (both on one
+# socket). They are opened by open_receiver / open_sender / open_endpoint, whose result can be
+# awaited or used directly as an async context manager.
+#
+# The socket is created, bound and configured synchronously at the start of the open call
+# (_socket.py), then handed to loop.create_datagram_endpoint with a MulticastProtocol. So the
+# socket lives in the network namespace of the thread that opens it, and the library works on
+# whatever loop runs (asyncio or uvloop) without touching the event-loop policy.
+#
+# Closing leaves every membership, closes the transport, waits for connection_lost and makes
+# sure the file descriptor is released before aclose() returns (anyio's
+# test_aclose_waits_for_fd_release), so the port can be bound again at once.
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
+from types import TracebackType
+from typing import Any, Generic, NamedTuple, Self, TypeVar, final
+
+from ._address import (
+    DEFAULT_LOOPBACK,
+    DEFAULT_TTL,
+    Family,
+    Group,
+    GroupLike,
+    check_payload,
+    parse_family,
+    validate_port,
+    validate_ttl,
+)
+from ._errors import (
+    AlreadyJoinedError,
+    BrokenEndpointError,
+    BusyError,
+    EndpointClosedError,
+    InvalidArgumentError,
+    InvalidGroupError,
+    KernelError,
+    NotJoinedError,
+)
+from ._interfaces import Interface, InterfaceLike, resolve_interface
+from ._protocol import Datagram, MulticastProtocol, Overflow, Stats
+from . import _socket
+
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "Endpoint",
+    "Membership",
+    "Opener",
+    "Receiver",
+    "Sender",
+    "open_endpoint",
+    "open_receiver",
+    "open_sender",
+]
+
+#: Default bound of the receive queue between the protocol and the iterator.
+DEFAULT_QUEUE_SIZE = 4096
+
+E = TypeVar("E", bound="_Core")
+
+
+class Membership(NamedTuple):
+    """One (group, interface) membership held by an endpoint (interface None: kernel's choice)."""
+
+    group: Group
+    interface: Interface | None
+
+
+@final
+class Opener(Generic[E]):
+    """The result of ``open_*``: await it, or use it as ``async with open_...(...) as ep``."""
+
+    __slots__ = ("_endpoint", "_factory")
+
+    def __init__(self, factory: Callable[[], Coroutine[Any, Any, E]]) -> None:
+        self._factory = factory
+        self._endpoint: E | None = None
+
+    def __await__(self) -> Generator[Any, None, E]:
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> E:
+        self._endpoint = await self._factory()
+        return self._endpoint
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._endpoint is not None:
+            await self._endpoint.aclose()
+
+
+def _groups(value: GroupLike | Iterable[GroupLike] | None) -> list[Group]:
+    if value is None:
+        return []
+    if isinstance(value, Group | str) or not isinstance(value, Iterable):
+        return [Group(value)]  # type: ignore[arg-type]
+    return [Group(item) for item in value]
+
+
+def _family_of(groups: list[Group], family: object) -> Family:
+    chosen = parse_family(family) if family is not None else None
+    for group in groups:
+        if chosen is None:
+            chosen = group.family
+        elif group.family is not chosen:
+            raise InvalidGroupError(
+                f"group {group} is {group.family.label} but the endpoint is {chosen.label}",
+                value=str(group),
+            )
+    if chosen is None:
+        raise InvalidArgumentError(
+            "give at least one group or family='ipv4' / 'ipv6'", value=None
+        )
+    return chosen
+
+
+class _Core:
+    """State and behaviour shared by every endpoint; not public."""
+
+    def __init__(
+        self,
+        *,
+        sock: socket.socket,
+        family: Family,
+        protocol: MulticastProtocol,
+        transport: asyncio.DatagramTransport,
+        interface: Interface | None,
+    ) -> None:
+        self._sock = sock
+        self._family = family
+        self._protocol = protocol
+        self._transport = transport
+        self._default_interface = interface
+        self._memberships: dict[tuple[Group, int], Membership] = {}
+        self._closing = False
+        self._closed = False
+        self._reading = False
+        self._local = sock.getsockname()
+
+    # -- common -----------------------------------------------------------------------------
+
+    @property
+    def family(self) -> Family:
+        """The endpoint's address family."""
+        return self._family
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """The (address, port) the socket is bound to (a sender is bound by its first send)."""
+        if self._sock.fileno() >= 0:
+            self._local = self._sock.getsockname()
+        return str(self._local[0]), int(self._local[1])
+
+    @property
+    def port(self) -> int:
+        """The local UDP port (0 for a sender that has not sent yet)."""
+        return self.local_address[1]
+
+    @property
+    def socket(self) -> socket.socket:
+        """The underlying socket, for options aiomcast does not cover. Do not close it."""
+        return self._sock
+
+    @property
+    def closed(self) -> bool:
+        """True once aclose() has begun."""
+        return self._closing
+
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of the counters (received, delivered, dropped, sent, errors...)."""
+        return self._protocol.counters.snapshot(len(self._protocol.queue))
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise EndpointClosedError(f"{type(self).__name__} is closed")
+        if self._protocol.broken is not None:
+            raise BrokenEndpointError(
+                f"{type(self).__name__} broke: {self._protocol.broken}"
+            ) from self._protocol.broken
+
+    async def aclose(self) -> None:
+        """Leave every group, close the socket and wait until its descriptor is released.
+
+        Calling it again does nothing. Datagrams already queued can still be iterated.
+        """
+        if self._closing:
+            await asyncio.shield(self._protocol.lost)
+            return
+        self._closing = True
+        for membership in list(self._memberships.values()):
+            # The kernel drops memberships when the socket closes; leaving first sends the
+            # leave report now. A vanished interface (ENODEV, EADDRNOTAVAIL) is no reason to
+            # fail a close.
+            with contextlib.suppress(KernelError):
+                _socket.leave(self._sock, membership.group, membership.interface)
+        self._memberships.clear()
+        protocol = self._protocol
+        waiter = protocol.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._transport.close()
+        try:
+            await asyncio.shield(protocol.lost)
+        finally:
+            # asyncio closes the socket right after connection_lost, uvloop detaches it; both
+            # are done by now. Closing again is harmless and covers a cancelled wait.
+            self._sock.close()
+            self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else "open"
+        return f"<{type(self).__name__} {self._family.label} port={self.port} {state}>"
+
+    # -- receive side ---------------------------------------------------------------------
+
+    def _interface_for(self, group: Group, interface: InterfaceLike | None) -> Interface | None:
+        if interface is None and group.zone is not None:
+            interface = group.zone
+        if interface is None:
+            return self._default_interface
+        return resolve_interface(interface, self._family)
+
+    def _join(self, group: GroupLike, interface: InterfaceLike | None = None) -> Membership:
+        self._check_open()
+        value = Group(group)
+        if value.family is not self._family:
+            raise InvalidGroupError(
+                f"group {value} is {value.family.label} but the endpoint is "
+                f"{self._family.label}",
+                value=str(value),
+            )
+        iface = self._interface_for(value, interface)
+        key = (value, iface.index if iface is not None else 0)
+        if key in self._memberships:
+            where = iface.name if iface is not None else "the default interface"
+            raise AlreadyJoinedError(f"already a member of {value} on {where}")
+        _socket.join(self._sock, value, iface)
+        membership = Membership(value, iface)
+        self._memberships[key] = membership
+        return membership
+
+    def _leave(self, group: GroupLike, interface: InterfaceLike | None = None) -> None:
+        self._check_open()
+        value = Group(group)
+        iface = self._interface_for(value, interface)
+        key = (value, iface.index if iface is not None else 0)
+        membership = self._memberships.get(key)
+        if membership is None:
+            where = iface.name if iface is not None else "the default interface"
+            raise NotJoinedError(f"not a member of {value} on {where}")
+        try:
+            _socket.leave(self._sock, value, iface)
+        except KernelError as exc:
+            if exc.errno not in (errno.ENODEV, errno.EADDRNOTAVAIL):
+                raise
+            # The interface vanished: the kernel already dropped the membership.
+        del self._memberships[key]
+
+    async def _receive(self) -> Datagram:
+        protocol = self._protocol
+        queue = protocol.queue
+        if queue:  # fast path: no waiting, no future
+            protocol.counters.delivered += 1
+            return queue.popleft()
+        if self._reading:
+            raise BusyError(f"another task is already receiving from this {type(self).__name__}")
+        self._reading = True
+        try:
+            while not queue:
+                if self._closing:
+                    raise EndpointClosedError(f"{type(self).__name__} is closed")
+                if protocol.broken is not None:
+                    raise BrokenEndpointError(
+                        f"{type(self).__name__} broke: {protocol.broken}"
+                    ) from protocol.broken
+                if protocol.lost.done():
+                    raise BrokenEndpointError(f"{type(self).__name__} lost its socket")
+                waiter = asyncio.get_running_loop().create_future()
+                protocol.waiter = waiter
+                try:
+                    await waiter
+                finally:
+                    protocol.waiter = None
+        finally:
+            self._reading = False
+        protocol.counters.delivered += 1
+        return queue.popleft()
+
+    # -- send side ------------------------------------------------------------------------
+
+    def _destination(
+        self, group: GroupLike | None, port: int | None, default: tuple[Group, int] | None
+    ) -> tuple[Any, ...]:
+        if (group is None or port is None) and default is None:
+            raise InvalidArgumentError(
+                "this endpoint has no default destination: give group and port", value=None
+            )
+        if group is not None:
+            target = Group(group)
+        else:
+            assert default is not None
+            target = default[0]
+        if port is not None:
+            dport = validate_port(port, allow_zero=False)
+        else:
+            assert default is not None
+            dport = default[1]
+        if target.family is not self._family:
+            raise InvalidGroupError(
+                f"group {target} is {target.family.label} but the endpoint is "
+                f"{self._family.label}",
+                value=str(target),
+            )
+        host = str(target.address)
+        if self._family is Family.IPV6:
+            scope_id = 0
+            if target.zone is not None:
+                scope_id = resolve_interface(target.zone, self._family).index
+            return (host, dport, 0, scope_id)
+        return (host, dport)
+
+    async def _send(self, payload: object, destination: tuple[Any, ...]) -> None:
+        self._check_open()
+        data = check_payload(payload, self._family)
+        protocol = self._protocol
+        if not protocol.writable.is_set():
+            await protocol.writable.wait()
+            self._check_open()
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        if not size:
+            await self._send_empty(destination)
+            return
+        protocol.sending = True
+        protocol.send_failure = None
+        try:
+            self._transport.sendto(data, destination)
+        finally:
+            protocol.sending = False
+        failure = protocol.send_failure
+        if failure is not None:
+            protocol.send_failure = None
+            raise KernelError(
+                failure.errno,
+                operation="send",
+                group=str(destination[0]),
+                interface=self._outgoing_name(),
+                detail=failure.strerror,
+            ) from failure
+        counters = protocol.counters
+        counters.sent += 1
+        counters.sent_bytes += size
+        if not self._local[1]:
+            self._local = self._sock.getsockname()  # bound by this first send
+
+    async def _send_empty(self, destination: tuple[Any, ...]) -> None:
+        # asyncio's and uvloop's DatagramTransport.sendto return without sending when the
+        # payload is empty; a zero-length UDP datagram is valid, so send it on the socket,
+        # after whatever the transport still buffers, to keep the order.
+        while self._transport.get_write_buffer_size():
+            await asyncio.sleep(0.001)
+            self._check_open()
+        try:
+            self._sock.sendto(b"", destination)
+        except OSError as exc:
+            self._protocol.counters.send_errors += 1
+            raise KernelError(
+                exc.errno, operation="send", group=str(destination[0]),
+                interface=self._outgoing_name(), detail=exc.strerror,
+            ) from exc
+        self._protocol.counters.sent += 1
+        if not self._local[1]:
+            self._local = self._sock.getsockname()
+
+    def _outgoing_name(self) -> str:
+        return "default"
+
+
+class _ReceiveAPI(_Core):
+    """Receive half of the public API."""
+
+    def join(self, group: GroupLike, interface: InterfaceLike | None = None) -> Membership:
+        """Join ``group`` on ``interface`` (default: the endpoint's interface) (S1, S4, S5).
+
+        Raises:
+            AlreadyJoinedError: already a member on that interface; the endpoint stays usable.
+            InvalidGroupError: not a group, or of the other family.
+            InterfaceError: the interface cannot be used.
+            KernelError: the kernel refused (errno, group, interface and a hint attached).
+        """
+        return self._join(group, interface)
+
+    def leave(self, group: GroupLike, interface: InterfaceLike | None = None) -> None:
+        """Leave ``group`` on ``interface`` (S1, S4, S5).
+
+        Raises:
+            NotJoinedError: not a member on that interface; the endpoint stays usable.
+        """
+        self._leave(group, interface)
+
+    @property
+    def memberships(self) -> frozenset[Membership]:
+        """The (group, interface) memberships held now."""
+        return frozenset(self._memberships.values())
+
+    @property
+    def queue_size(self) -> int:
+        """The bound of the receive queue."""
+        return self._protocol.queue_size
+
+    @property
+    def overflow(self) -> Overflow:
+        """What a full receive queue does with one more datagram."""
+        return self._protocol.overflow
+
+    async def receive(self) -> Datagram:
+        """Wait for and return the next datagram.
+
+        Raises:
+            EndpointClosedError: the endpoint was closed and its queue is empty.
+            BrokenEndpointError: the socket broke.
+            BusyError: another task is already waiting on this endpoint.
+        """
+        return await self._receive()
+
+    def __aiter__(self) -> AsyncIterator[Datagram]:
+        return self
+
+    async def __anext__(self) -> Datagram:
+        try:
+            return await self._receive()
+        except EndpointClosedError:
+            raise StopAsyncIteration from None
+
+
+class _SendAPI(_Core):
+    """Send half of the public API."""
+
+    _default_destination: tuple[Group, int] | None = None
+    _outgoing: Interface | None = None
+
+    @property
+    def ttl(self) -> int:
+        """The TTL (IPv4) or hop limit (IPv6) of later sends, read from the kernel (S7)."""
+        self._check_open()
+        return _socket.get_ttl(self._sock, self._family)
+
+    @ttl.setter
+    def ttl(self, value: object) -> None:
+        self._check_open()
+        _socket.set_ttl(self._sock, self._family, validate_ttl(value))
+
+    @property
+    def loopback(self) -> bool:
+        """Whether later sends are looped back to members on this host (S14)."""
+        self._check_open()
+        return _socket.get_loopback(self._sock, self._family)
+
+    @loopback.setter
+    def loopback(self, value: bool) -> None:
+        self._check_open()
+        _socket.set_loopback(self._sock, self._family, value)
+
+    @property
+    def interface(self) -> Interface | None:
+        """The outgoing interface of later sends; None is the system default (S12, S13)."""
+        return self._outgoing
+
+    @interface.setter
+    def interface(self, value: InterfaceLike | None) -> None:
+        self._check_open()
+        iface = None if value is None else resolve_interface(value, self._family)
+        _socket.set_interface(self._sock, self._family, iface)
+        self._outgoing = iface
+
+    def _outgoing_name(self) -> str:
+        return self._outgoing.name if self._outgoing is not None else "default"
+
+    @property
+    def destination(self) -> tuple[Group, int] | None:
+        """The default (group, port) of send(), if any."""
+        return self._default_destination
+
+    async def send(
+        self, payload: bytes | bytearray | memoryview, group: GroupLike | None = None,
+        port: int | None = None,
+    ) -> None:
+        """Send one datagram to ``group``:``port`` (default: the endpoint's destination) (S6).
+
+        Waits while the transport's buffer is above its high-water mark (backpressure).
+
+        Raises:
+            PayloadTooLargeError: more than 65507 (IPv4) / 65527 (IPv6) bytes.
+            EndpointClosedError: the endpoint is closed.
+            KernelError: the kernel refused the datagram.
+        """
+        self._check_open()
+        await self._send(payload, self._destination(group, port, self._default_destination))
+
+
+@final
+class Receiver(_ReceiveAPI):
+    """A socket bound to a port that joins groups and yields datagrams with ``async for``."""
+
+
+@final
+class Sender(_SendAPI):
+    """A socket that sends datagrams to groups, with TTL, loopback and outgoing interface."""
+
+
+@final
+class Endpoint(_ReceiveAPI, _SendAPI):
+    """One socket that both receives (joins, ``async for``) and sends."""
+
+
+def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow]:
+    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+        raise InvalidArgumentError(
+            f"queue_size {queue_size!r} must be a positive integer", value=queue_size
+        )
+    if not isinstance(overflow, Overflow):
+        try:
+            overflow = Overflow(overflow)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"overflow {overflow!r} is not one of "
+                f"{', '.join(repr(o.value) for o in Overflow)}",
+                value=overflow,
+            ) from None
+    return queue_size, overflow
+
+
+async def _open(
+    cls: type[E],
+    *,
+    groups: list[Group],
+    family: Family,
+    port: int,
+    bind_port: int | None,
+    interface: InterfaceLike | None,
+    queue_size: int,
+    overflow: Overflow,
+    reuse: bool,
+    bind_address: str | None,
+    sock: socket.socket | None,
+    ttl: int | None,
+    loopback: bool | None,
+    destination: tuple[Group, int] | None,
+) -> E:
+    iface = resolve_interface(interface, family) if interface is not None else None
+    if sock is None:
+        raw = _socket.create_socket(family)
+        owned = True
+    else:
+        raw, _ = _socket.adopt_socket(sock, family)
+        owned = False
+    transport: asyncio.DatagramTransport | None = None
+    try:
+        if bind_port is not None:
+            bound = raw.getsockname()[1] if not owned else 0
+            if not bound:
+                _socket.bind(raw, family, bind_port, bind_address, reuse=reuse)
+        if ttl is not None:
+            _socket.set_ttl(raw, family, ttl)
+        if loopback is not None:
+            _socket.set_loopback(raw, family, loopback)
+        if iface is not None and issubclass(cls, _SendAPI):
+            _socket.set_interface(raw, family, iface)
+        protocol = MulticastProtocol(queue_size, overflow)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=raw)
+        endpoint = cls(
+            sock=raw, family=family, protocol=protocol, transport=transport, interface=iface
+        )
+        if isinstance(endpoint, _SendAPI):
+            endpoint._default_destination = destination
+            endpoint._outgoing = iface
+        for group in groups:
+            endpoint._join(group)
+    except BaseException:
+        if transport is not None:
+            transport.abort()
+        raw.close()
+        raise
+    return endpoint
+
+
+def open_receiver(
+    groups: GroupLike | Iterable[GroupLike] | None,
+    port: int,
+    *,
+    interface: InterfaceLike | None = None,
+    family: object = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    overflow: Overflow | str = Overflow.DROP_NEWEST,
+    reuse_port: bool = True,
+    bind_address: str | None = None,
+    sock: socket.socket | None = None,
+) -> Opener[Receiver]:
+    """Open a Receiver on ``port`` that joins ``groups`` on ``interface``.
+
+    Args:
+        groups: one group, several, or None to join later (then give ``family``).
+        port: the UDP port to bind; 0 picks a free one (read it from ``port``).
+        interface: where joins go by default: a name, an index or a local address; None lets
+            the kernel choose by route (which fails with ENODEV where no route covers the group).
+        family: 'ipv4' or 'ipv6' when no group is given.
+        queue_size: bound of the queue between the socket and the iterator.
+        overflow: what a full queue does (every drop is counted in ``stats.dropped``).
+        reuse_port: let other receivers on this host share the port (SO_REUSEADDR).
+        bind_address: bind to this address instead of the wildcard (for example the group, to
+            receive only datagrams sent to it).
+        sock: an existing SOCK_DGRAM socket to use instead of a new one (S3).
+
+    Returns an Opener: ``rx = await open_receiver(...)`` or ``async with open_receiver(...) as rx``.
+    """
+    group_list = _groups(groups)
+    fam = _family_of(group_list, family)
+    bind_port = validate_port(port, allow_zero=True)
+    size, policy = _validate_queue(queue_size, overflow)
+    return Opener(
+        lambda: _open(
+            Receiver, groups=group_list, family=fam, port=bind_port, bind_port=bind_port,
+            interface=interface, queue_size=size, overflow=policy, reuse=reuse_port,
+            bind_address=bind_address, sock=sock, ttl=None, loopback=None, destination=None,
+        )
+    )
+
+
+def open_sender(
+    group: GroupLike,
+    port: int,
+    *,
+    interface: InterfaceLike | None = None,
+    ttl: object = DEFAULT_TTL,
+    loopback: bool = DEFAULT_LOOPBACK,
+    sock: socket.socket | None = None,
+) -> Opener[Sender]:
+    """Open a Sender whose send() goes to ``group``:``port`` by default.
+
+    Args:
+        group: the default destination group (S6); send() may name another.
+        port: the default destination port (1-65535).
+        interface: the outgoing interface (S13); None is the system default.
+        ttl: TTL / hop limit 0-255 or a TTLScope name; default 1, the subnet (S7, S9).
+        loopback: deliver copies to members on this host; default on (S14).
+        sock: an existing SOCK_DGRAM socket to use instead of a new one (S3).
+    """
+    target = Group(group)
+    dport = validate_port(port, allow_zero=False)
+    hops = validate_ttl(ttl)
+    if not isinstance(loopback, bool):
+        raise InvalidArgumentError(f"loopback must be True or False, not {loopback!r}", value=loopback)
+    return Opener(
+        lambda: _open(
+            Sender, groups=[], family=target.family, port=dport, bind_port=None,
+            interface=interface, queue_size=1, overflow=Overflow.DROP_NEWEST, reuse=False,
+            bind_address=None, sock=sock, ttl=hops, loopback=loopback,
+            destination=(target, dport),
+        )
+    )
+
+
+def open_endpoint(
+    groups: GroupLike | Iterable[GroupLike] | None,
+    port: int,
+    *,
+    interface: InterfaceLike | None = None,
+    family: object = None,
+    ttl: object = DEFAULT_TTL,
+    loopback: bool = DEFAULT_LOOPBACK,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    overflow: Overflow | str = Overflow.DROP_NEWEST,
+    reuse_port: bool = True,
+    bind_address: str | None = None,
+    sock: socket.socket | None = None,
+) -> Opener[Endpoint]:
+    """Open an Endpoint that joins ``groups`` on ``port`` and sends to the first of them.
+
+    The interface is used both for joins and as the outgoing interface. Other arguments are
+    those of open_receiver and open_sender. With ``port`` 0 the endpoint sends to the port it
+    was given by the kernel.
+    """
+    group_list = _groups(groups)
+    fam = _family_of(group_list, family)
+    bind_port = validate_port(port, allow_zero=True)
+    size, policy = _validate_queue(queue_size, overflow)
+    hops = validate_ttl(ttl)
+    if not isinstance(loopback, bool):
+        raise InvalidArgumentError(f"loopback must be True or False, not {loopback!r}", value=loopback)
+
+    async def factory() -> Endpoint:
+        endpoint = await _open(
+            Endpoint, groups=group_list, family=fam, port=bind_port, bind_port=bind_port,
+            interface=interface, queue_size=size, overflow=policy, reuse=reuse_port,
+            bind_address=bind_address, sock=sock, ttl=hops, loopback=loopback, destination=None,
+        )
+        if group_list:
+            endpoint._default_destination = (group_list[0], endpoint.port)
+        return endpoint
+
+    return Opener(factory)
+

@@ -1,0 +1,280 @@
+# Design: the one module that talks to the operating system's interface list, and the only
+# importer of netifaces. Reading (list_interfaces) is separate from choosing (select_interface):
+# select_interface is a pure function over a list of Interface values, tested from tables.
+#
+# Flags come from the SIOCGIFFLAGS ioctl (S13), not from /sys: /sys/class/net shows the network
+# namespace that mounted sysfs, while netifaces (getifaddrs over netlink) and the ioctl follow
+# the calling thread's namespace, which is what a socket created by the same thread sees.
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Final, TypeAlias
+
+import netifaces
+
+from ._address import Family
+from ._errors import InterfaceError
+from ._options import PLATFORM
+
+__all__ = [
+    "Interface",
+    "InterfaceLike",
+    "list_interfaces",
+    "resolve_interface",
+    "select_interface",
+]
+
+IFF_UP: Final = 0x1
+IFF_LOOPBACK: Final = 0x8
+IFF_RUNNING: Final = 0x40
+IFF_MULTICAST: Final = 0x1000 if PLATFORM == "linux" else 0x8000
+
+# SIOCGIFFLAGS: Linux 0x8913; the BSDs and macOS _IOWR('i', 17, struct ifreq) = 0xC0206911.
+_SIOCGIFFLAGS: Final = 0x8913 if PLATFORM == "linux" else 0xC0206911
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Interface:
+    """One network interface as the host sees it.
+
+    Attributes:
+        name: the interface name, such as ``"eth0"``.
+        index: the kernel's interface index (never 0).
+        ipv4: the interface's IPv4 addresses.
+        ipv6: the interface's IPv6 addresses, without zone.
+        up: IFF_UP is set.
+        running: IFF_RUNNING is set (the link has carrier).
+        multicast: IFF_MULTICAST is set (S13).
+        loopback: IFF_LOOPBACK is set.
+    """
+
+    name: str
+    index: int
+    ipv4: tuple[ipaddress.IPv4Address, ...] = ()
+    ipv6: tuple[ipaddress.IPv6Address, ...] = ()
+    up: bool = True
+    running: bool = True
+    multicast: bool = True
+    loopback: bool = False
+
+    def addresses(self, family: Family) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+        """Return the addresses of ``family``."""
+        return self.ipv4 if family is Family.IPV4 else self.ipv6
+
+    def supports(self, family: Family) -> bool:
+        """Whether multicast of ``family`` works on this interface.
+
+        IFF_MULTICAST must be set, with one exception: Linux delivers IPv4 multicast over the
+        loopback interface (membership and outgoing interface on 127.0.0.1) although ``lo``
+        lacks IFF_MULTICAST. IPv6 multicast is not looped back on ``lo``.
+        """
+        if self.multicast:
+            return True
+        return self.loopback and family is Family.IPV4 and PLATFORM == "linux"
+
+    def to_json(self) -> dict[str, object]:
+        """Return a JSON-ready dict (used by ``aiomcast interfaces --json``)."""
+        return {
+            "name": self.name,
+            "index": self.index,
+            "ipv4": [str(a) for a in self.ipv4],
+            "ipv6": [str(a) for a in self.ipv6],
+            "up": self.up,
+            "running": self.running,
+            "multicast": self.multicast,
+            "loopback": self.loopback,
+        }
+
+
+InterfaceLike: TypeAlias = "Interface | str | int | ipaddress.IPv4Address | ipaddress.IPv6Address"
+
+
+def _flags(name: str) -> int:
+    ifreq = struct.pack("16sH14x", name.encode()[:15], 0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        result = fcntl.ioctl(probe.fileno(), _SIOCGIFFLAGS, ifreq)
+    return int(struct.unpack("16sH14x", result)[1])
+
+
+def _addresses(name: str, family: int) -> list[str]:
+    try:
+        entries = netifaces.ifaddresses(name).get(family, [])
+    except ValueError:  # the interface vanished between interfaces() and ifaddresses()
+        return []
+    return [str(entry["addr"]).split("%", 1)[0] for entry in entries if entry.get("addr")]
+
+
+def list_interfaces() -> list[Interface]:
+    """List the host's interfaces (in the calling thread's network namespace), by index.
+
+    Interfaces that disappear while being read are left out.
+    """
+    result: list[Interface] = []
+    for name in netifaces.interfaces():
+        try:
+            index = socket.if_nametoindex(name)
+            flags = _flags(name)
+        except OSError:
+            continue
+        v4 = tuple(ipaddress.IPv4Address(a) for a in _addresses(name, netifaces.AF_INET))
+        v6 = tuple(ipaddress.IPv6Address(a) for a in _addresses(name, netifaces.AF_INET6))
+        result.append(
+            Interface(
+                name=name,
+                index=index,
+                ipv4=v4,
+                ipv6=v6,
+                up=bool(flags & IFF_UP),
+                running=bool(flags & IFF_RUNNING),
+                multicast=bool(flags & IFF_MULTICAST),
+                loopback=bool(flags & IFF_LOOPBACK),
+            )
+        )
+    result.sort(key=lambda i: i.index)
+    return result
+
+
+def _describe(interfaces: Iterable[Interface]) -> str:
+    names = [f"{i.name} (#{i.index})" for i in interfaces]
+    return ", ".join(names) if names else "none"
+
+
+def select_interface(
+    interfaces: Sequence[Interface], spec: InterfaceLike, family: Family | None
+) -> Interface:
+    """Choose one interface from ``interfaces`` by name, index or local address (pure).
+
+    With ``family`` given, the interface must support multicast of that family and, for IPv4,
+    have an IPv4 address.
+
+    Raises:
+        InterfaceError: unknown, without multicast, or without an address of the family.
+    """
+    found: Interface | None = None
+    if isinstance(spec, Interface):
+        found = next((i for i in interfaces if i.index == spec.index), None)
+        label = spec.name
+    elif isinstance(spec, bool):
+        raise InterfaceError(f"interface {spec!r} is not a name, index or address", value=spec)
+    elif isinstance(spec, int):
+        label = f"#{spec}"
+        if spec <= 0:
+            raise InterfaceError(
+                f"interface index {spec} is not a positive index", value=spec
+            )
+        found = next((i for i in interfaces if i.index == spec), None)
+    elif isinstance(spec, ipaddress.IPv4Address | ipaddress.IPv6Address | str):
+        label = str(spec)
+        text = str(spec).strip()
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+        if isinstance(spec, str):
+            found = next((i for i in interfaces if i.name == text), None)
+            if found is None and text.isdigit():
+                return select_interface(interfaces, int(text), family)
+            if found is None:
+                with contextlib.suppress(ValueError):
+                    address = ipaddress.ip_address(text.split("%", 1)[0])
+        else:
+            address = spec
+        if address is not None:
+            found = next(
+                (i for i in interfaces if address in i.ipv4 or address in i.ipv6), None
+            )
+            if found is None:
+                raise InterfaceError(
+                    f"interface address {label!r} is not an address of any local interface "
+                    f"(interfaces: {_describe(interfaces)})",
+                    value=spec,
+                )
+            if family is not None and address.version != (4 if family is Family.IPV4 else 6):
+                raise InterfaceError(
+                    f"interface address {label!r} is not an {family.label} address",
+                    value=spec,
+                )
+    else:
+        raise InterfaceError(
+            f"interface {spec!r} must be a name, an index or a local address, "
+            f"not {type(spec).__name__}",
+            value=spec,
+        )
+    if found is None:
+        raise InterfaceError(
+            f"interface {label!r} does not exist (interfaces: {_describe(interfaces)})",
+            value=spec,
+        )
+    if family is not None:
+        if not found.supports(family):
+            why = (
+                "IPv6 multicast does not loop back on the loopback interface; use another"
+                if found.loopback
+                else "IFF_MULTICAST is not set"
+            )
+            raise InterfaceError(
+                f"interface {found.name!r} cannot carry {family.label} multicast: {why}",
+                value=spec,
+            )
+        if family is Family.IPV4 and not found.ipv4:
+            raise InterfaceError(
+                f"interface {found.name!r} has no IPv4 address, needed for IPv4 multicast",
+                value=spec,
+            )
+    return found
+
+
+def resolve_interface(spec: InterfaceLike, family: Family | None = None) -> Interface:
+    """Resolve a name, an index or a local address to one of the host's interfaces.
+
+    Raises:
+        InterfaceError: see select_interface.
+    """
+    return select_interface(list_interfaces(), spec, family)
+
+
+def _proc_net(name: str) -> str | None:
+    # /proc/thread-self/net follows the calling thread's network namespace (also after setns).
+    for base in ("/proc/thread-self/net", "/proc/self/net"):
+        try:
+            with open(f"{base}/{name}", encoding="ascii") as handle:
+                return handle.read()
+        except OSError:
+            continue
+    return None
+
+
+def kernel_memberships(family: Family) -> set[tuple[str, str]] | None:
+    """Read the host's group memberships from the kernel as (interface name, group) pairs.
+
+    Linux only (/proc/net/igmp and /proc/net/igmp6); None where they cannot be read.
+    """
+    if family is Family.IPV4:
+        text = _proc_net("igmp")
+        if text is None:
+            return None
+        found: set[tuple[str, str]] = set()
+        device = ""
+        for line in text.splitlines()[1:]:
+            if not line.strip():
+                continue
+            if not line.startswith("\t"):
+                # "1\tlo        :     2      V3"
+                device = line.split("\t", 1)[1].split(":", 1)[0].strip()
+                continue
+            word = line.split()[0]
+            group = ipaddress.IPv4Address(struct.pack("=I", int(word, 16)))
+            found.add((device, str(group)))
+        return found
+    text = _proc_net("igmp6")
+    if text is None:
+        return None
+    found = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            found.add((fields[1], str(ipaddress.IPv6Address(bytes.fromhex(fields[2])))))
+    return found

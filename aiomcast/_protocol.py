@@ -1,0 +1,169 @@
+# Design: the event-loop side. An asyncio DatagramProtocol puts each received datagram into a
+# bounded queue that the endpoint's async iterator drains. The bound is a parameter, the
+# overflow policy is explicit (drop the newest, as a kernel socket buffer does, or the oldest),
+# and every drop is counted. The protocol also carries write flow control (pause_writing) and
+# turns send failures reported through error_received into exceptions for the caller.
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import enum
+import typing
+from typing import NamedTuple
+
+__all__ = ["Counters", "Datagram", "MulticastProtocol", "Overflow", "Stats"]
+
+
+class Datagram(NamedTuple):
+    """One received datagram.
+
+    Attributes:
+        payload: the UDP payload.
+        source: the sender's address (IPv6 link-local sources carry no zone here).
+        source_port: the sender's UDP port.
+        group: the destination group, when known (filled in by later receive paths).
+        interface: the receiving interface's name, when known.
+        ttl: the received TTL / hop limit, when known.
+    """
+
+    payload: bytes
+    source: str
+    source_port: int
+    group: str | None = None
+    interface: str | None = None
+    ttl: int | None = None
+
+
+class Overflow(enum.Enum):
+    """What a full receive queue does with one more datagram (each drop is counted)."""
+
+    #: Keep what is queued and drop the arriving datagram (what a kernel socket buffer does).
+    DROP_NEWEST = "drop-newest"
+    #: Drop the oldest queued datagram to make room (freshest data wins).
+    DROP_OLDEST = "drop-oldest"
+
+
+@dataclasses.dataclass(slots=True)
+class Counters:
+    """Mutable counters owned by one endpoint; read them through ``Endpoint.stats``."""
+
+    received: int = 0
+    received_bytes: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    sent: int = 0
+    sent_bytes: int = 0
+    send_errors: int = 0
+    socket_errors: int = 0
+
+    def snapshot(self, queued: int) -> Stats:
+        """Return an immutable copy with the current queue length."""
+        return Stats(
+            received=self.received,
+            received_bytes=self.received_bytes,
+            delivered=self.delivered,
+            dropped=self.dropped,
+            queued=queued,
+            sent=self.sent,
+            sent_bytes=self.sent_bytes,
+            send_errors=self.send_errors,
+            socket_errors=self.socket_errors,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stats:
+    """A snapshot of an endpoint's counters.
+
+    Attributes:
+        received: datagrams read from the socket.
+        received_bytes: payload bytes read from the socket.
+        delivered: datagrams handed to the consumer.
+        dropped: datagrams dropped because the receive queue was full (slow consumer), or
+            because the endpoint does not receive (a Sender).
+        queued: datagrams waiting in the receive queue now.
+        sent: datagrams accepted by the kernel or the transport.
+        sent_bytes: payload bytes of those.
+        send_errors: sends the kernel refused.
+        socket_errors: errors the transport reported outside a send call (receive errors,
+            failures of datagrams the transport had buffered).
+
+    ``received == delivered + dropped + queued`` holds at every moment.
+    """
+
+    received: int
+    received_bytes: int
+    delivered: int
+    dropped: int
+    queued: int
+    sent: int
+    sent_bytes: int
+    send_errors: int
+    socket_errors: int
+
+
+class MulticastProtocol(asyncio.DatagramProtocol):
+    """DatagramProtocol feeding a bounded queue; one per endpoint."""
+
+    def __init__(self, queue_size: int, overflow: Overflow) -> None:
+        self.queue: collections.deque[Datagram] = collections.deque()
+        self.queue_size = queue_size
+        self.overflow = overflow
+        self.counters = Counters()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.broken: BaseException | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.sending = False
+        self.send_failure: OSError | None = None
+        self.last_error: OSError | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDPTransport is not a subclass of asyncio.DatagramTransport, only alike.
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
+
+    # Hot path: one call per datagram. It avoids any allocation beyond the Datagram tuple and
+    # wakes the consumer only when one is waiting.
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        counters = self.counters
+        counters.received += 1
+        counters.received_bytes += len(data)
+        queue = self.queue
+        if len(queue) >= self.queue_size:
+            counters.dropped += 1
+            if self.overflow is Overflow.DROP_NEWEST or not queue:
+                return
+            queue.popleft()
+        queue.append(Datagram(data, str(addr[0]), int(addr[1])))
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def error_received(self, exc: Exception) -> None:
+        if not isinstance(exc, OSError):  # pragma: no cover - transports only report OSError
+            return
+        self.last_error = exc
+        if self.sending:
+            self.send_failure = exc
+            self.counters.send_errors += 1
+        else:
+            self.counters.socket_errors += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self.broken = exc
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.writable.set()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()

@@ -1,0 +1,92 @@
+# Design: expanding-ring search (S10). Send a query with TTL 0, then raise the TTL until a reply
+# arrives or the TTLs run out, and report the TTL that found the responder. The search only
+# changes the endpoint's TTL while it runs and restores it afterwards.
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from ._address import GroupLike, validate_ttl
+from ._endpoint import Endpoint
+from ._errors import InvalidArgumentError
+from ._protocol import Datagram
+
+__all__ = ["RingSearchResult", "expanding_ring_search"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RingSearchResult:
+    """What an expanding-ring search found.
+
+    Attributes:
+        ttl: the smallest TTL whose query drew a reply, or None when none did.
+        reply: the first accepted reply, or None.
+        tried: the TTLs whose queries were sent, in order.
+        ignored: datagrams received during the search that ``accept`` refused (for example
+            the query itself, looped back to this host).
+    """
+
+    ttl: int | None
+    reply: Datagram | None
+    tried: tuple[int, ...]
+    ignored: int
+
+    @property
+    def found(self) -> bool:
+        """True when a reply arrived."""
+        return self.reply is not None
+
+
+async def expanding_ring_search(
+    endpoint: Endpoint,
+    query: bytes,
+    *,
+    ttls: Iterable[int] | None = None,
+    max_ttl: int = 255,
+    wait: float = 0.5,
+    group: GroupLike | None = None,
+    port: int | None = None,
+    accept: Callable[[Datagram], bool] | None = None,
+) -> RingSearchResult:
+    """Find the nearest responder by sending ``query`` with TTL 0, 1, 2, ... (S10).
+
+    Args:
+        endpoint: an open Endpoint; replies (multicast or unicast to its port) are read from it,
+            so no other task may iterate it meanwhile.
+        query: the query payload.
+        ttls: the TTLs to try, in order; default ``range(0, max_ttl + 1)``.
+        max_ttl: the last TTL when ``ttls`` is not given.
+        wait: seconds to wait for a reply after each query.
+        group, port: where to send; default the endpoint's destination.
+        accept: which datagrams count as replies; default any whose payload differs from
+            ``query`` (so the looped-back query is not mistaken for an answer).
+    """
+    if wait <= 0:
+        raise InvalidArgumentError(f"wait {wait!r} must be a positive number of seconds", value=wait)
+    steps = [validate_ttl(t) for t in (ttls if ttls is not None else range(validate_ttl(max_ttl) + 1))]
+    if not steps:
+        raise InvalidArgumentError("ttls is empty: nothing to try", value=ttls)
+    is_reply = accept if accept is not None else (lambda d: d.payload != query)
+    original = endpoint.ttl
+    tried: list[int] = []
+    ignored = 0
+    loop = asyncio.get_running_loop()
+    try:
+        for ttl in steps:
+            endpoint.ttl = ttl
+            tried.append(ttl)
+            await endpoint.send(query, group, port)
+            deadline = loop.time() + wait
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    datagram = await asyncio.wait_for(endpoint.receive(), remaining)
+                except TimeoutError:
+                    break
+                if is_reply(datagram):
+                    return RingSearchResult(ttl, datagram, tuple(tried), ignored)
+                ignored += 1
+    finally:
+        if not endpoint.closed:
+            endpoint.ttl = original
+    return RingSearchResult(None, None, tuple(tried), ignored)

@@ -1,0 +1,216 @@
+# Design: socket set-up and the multicast syscalls. Everything here is synchronous and happens
+# before the socket is handed to the event loop, so the socket belongs to the network namespace
+# of the thread that opens the endpoint. Every OSError from the kernel leaves this module as a
+# KernelError naming the operation, group and interface, chained to the original.
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import socket
+from collections.abc import Iterator
+
+from ._address import Family, Group
+from ._errors import InvalidSocketError, KernelError
+from ._interfaces import Interface
+from ._options import (
+    IPPROTO_IP,
+    IPPROTO_IPV6,
+    PLATFORM,
+    SocketOption,
+    decode_int_option,
+    ipv4_interface_option,
+    ipv6_interface_option,
+    join_option,
+    leave_option,
+    loopback_option,
+    multicast_all_option,
+    option_numbers,
+    ttl_option,
+)
+
+__all__ = [
+    "adopt_socket",
+    "bind",
+    "create_socket",
+    "get_loopback",
+    "get_ttl",
+    "join",
+    "leave",
+    "os_errors",
+    "set_interface",
+    "set_loopback",
+    "set_ttl",
+]
+
+
+@contextlib.contextmanager
+def os_errors(
+    operation: str, group: Group | None = None, interface: Interface | str | None = None
+) -> Iterator[None]:
+    """Turn an OSError raised inside the block into a KernelError (httpcore's map_exceptions)."""
+    try:
+        yield
+    except KernelError:
+        raise
+    except OSError as exc:
+        name = interface.name if isinstance(interface, Interface) else interface
+        raise KernelError(
+            exc.errno,
+            operation=operation,
+            group=None if group is None else str(group),
+            interface=name,
+            detail=exc.strerror,
+        ) from exc
+
+
+def _apply(sock: socket.socket, option: SocketOption) -> None:
+    sock.setsockopt(option.level, option.name, option.value)
+
+
+def create_socket(family: Family) -> socket.socket:
+    """Create a non-blocking UDP socket of ``family``."""
+    with os_errors("socket()"):
+        sock = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    sock.setblocking(False)
+    return sock
+
+
+def adopt_socket(sock: object, family: Family | None) -> tuple[socket.socket, Family]:
+    """Check a user's socket for multicast use (S3: SOCK_DGRAM only) and return its family.
+
+    Raises:
+        InvalidSocketError: not a socket, not SOCK_DGRAM, not IPv4/IPv6, or the wrong family.
+    """
+    if not isinstance(sock, socket.socket):
+        raise InvalidSocketError(
+            f"sock must be a socket.socket, not {type(sock).__name__}", value=sock
+        )
+    if sock.fileno() < 0:
+        raise InvalidSocketError("sock is closed", value=sock)
+    if sock.type != socket.SOCK_DGRAM:
+        raise InvalidSocketError(
+            f"sock is {sock.type!r}; multicast needs a connectionless SOCK_DGRAM socket (S3)",
+            value=sock,
+        )
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        raise InvalidSocketError(
+            f"sock family {sock.family!r} is not AF_INET or AF_INET6", value=sock
+        )
+    sock_family = Family(sock.family)
+    if family is not None and family is not sock_family:
+        raise InvalidSocketError(
+            f"sock is {sock_family.label} but the endpoint is {family.label}", value=sock
+        )
+    sock.setblocking(False)
+    return sock, sock_family
+
+
+def bind(
+    sock: socket.socket,
+    family: Family,
+    port: int,
+    address: str | None,
+    *,
+    reuse: bool,
+) -> None:
+    """Prepare ``sock`` to receive multicast on ``port`` and bind it.
+
+    With ``reuse`` several receivers on one host share the port (SO_REUSEADDR, plus SO_REUSEPORT
+    on the BSDs and macOS, where SO_REUSEADDR alone does not let multicast receivers share).
+    On Linux IP_MULTICAST_ALL / IPV6_MULTICAST_ALL are turned off so that a wildcard-bound
+    socket receives only the groups it joined itself.
+    """
+    with os_errors("setsockopt(SO_REUSEADDR)"):
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if PLATFORM in ("darwin", "freebsd") and hasattr(socket, "SO_REUSEPORT"):
+                # untested on this platform
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    option = multicast_all_option(family)
+    if option is not None:
+        with contextlib.suppress(OSError):  # kernels before 4.20 lack IPV6_MULTICAST_ALL
+            _apply(sock, option)
+    host = address if address is not None else ("0.0.0.0" if family is Family.IPV4 else "::")
+    where = f"[{host}]:{port}" if family is Family.IPV6 else f"{host}:{port}"
+    with os_errors(f"bind({where})"):
+        sock.bind((host, port))
+
+
+def _ifaddr(interface: Interface | None) -> ipaddress.IPv4Address | None:
+    return interface.ipv4[0] if interface is not None and interface.ipv4 else None
+
+
+def join(sock: socket.socket, group: Group, interface: Interface | None) -> None:
+    """Join ``group`` on ``interface`` (None: the kernel's choice by route) (S4, S5)."""
+    index = interface.index if interface is not None else 0
+    with os_errors("join", group, interface.name if interface else "default"):
+        _apply(sock, join_option(group, index, _ifaddr(interface)))
+
+
+def leave(sock: socket.socket, group: Group, interface: Interface | None) -> None:
+    """Leave ``group`` on ``interface`` (S4, S5)."""
+    index = interface.index if interface is not None else 0
+    with os_errors("leave", group, interface.name if interface else "default"):
+        _apply(sock, leave_option(group, index, _ifaddr(interface)))
+
+
+def set_ttl(sock: socket.socket, family: Family, ttl: int) -> None:
+    """Set IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS for later sends (S7)."""
+    with os_errors("set TTL"):
+        _apply(sock, ttl_option(family, ttl))
+
+
+def get_ttl(sock: socket.socket, family: Family) -> int:
+    """Read the multicast TTL / hop limit from the kernel."""
+    numbers = option_numbers()
+    with os_errors("get TTL"):
+        if family is Family.IPV4:
+            raw = sock.getsockopt(IPPROTO_IP, numbers.ip_multicast_ttl, 4)
+        else:
+            raw = sock.getsockopt(IPPROTO_IPV6, numbers.ipv6_multicast_hops, 4)
+    return decode_int_option(raw)
+
+
+def set_loopback(sock: socket.socket, family: Family, on: bool) -> None:
+    """Set IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP for later sends (S14)."""
+    with os_errors("set loopback"):
+        _apply(sock, loopback_option(family, on))
+
+
+def get_loopback(sock: socket.socket, family: Family) -> bool:
+    """Read the multicast loopback setting from the kernel."""
+    numbers = option_numbers()
+    with os_errors("get loopback"):
+        if family is Family.IPV4:
+            raw = sock.getsockopt(IPPROTO_IP, numbers.ip_multicast_loop, 4)
+        else:
+            raw = sock.getsockopt(IPPROTO_IPV6, numbers.ipv6_multicast_loop, 4)
+    return bool(decode_int_option(raw))
+
+
+def set_interface(sock: socket.socket, family: Family, interface: Interface | None) -> None:
+    """Set IP_MULTICAST_IF / IPV6_MULTICAST_IF; None restores the default (S13)."""
+    name = interface.name if interface is not None else "default"
+    with os_errors("set outgoing interface", interface=name):
+        if family is Family.IPV4:
+            option = ipv4_interface_option(
+                _ifaddr(interface), interface.index if interface is not None else 0
+            )
+        else:
+            option = ipv6_interface_option(interface.index if interface is not None else 0)
+        _apply(sock, option)
+
+
+def interface_index(sock: socket.socket, family: Family) -> int | None:
+    """Read IPV6_MULTICAST_IF back from the kernel (IPv6 only; None for IPv4)."""
+    if family is Family.IPV4:
+        return None
+    with os_errors("get outgoing interface"):
+        raw = sock.getsockopt(IPPROTO_IPV6, option_numbers().ipv6_multicast_if, 4)
+    return decode_int_option(raw)
+
+
+def is_already_member(exc: KernelError) -> bool:
+    """Whether a join failed because the membership exists (EADDRINUSE on Linux)."""
+    return exc.errno == errno.EADDRINUSE

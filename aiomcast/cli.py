@@ -1,0 +1,375 @@
+"""The ``aiomcast`` command line: interfaces, listen, send and demo.
+
+Bad input exits with status 2 and one line on stderr; runtime failures exit with 1; Ctrl-C
+(SIGINT) or SIGTERM stops ``listen`` and ``send`` cleanly, with their summaries printed. The
+commands run on uvloop when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from ._address import Family, Group, TTLScope, validate_port, validate_ttl
+from ._endpoint import open_receiver, open_sender
+from ._errors import AiomcastError, InvalidArgumentError
+from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
+from ._protocol import Datagram
+from ._run import run
+from ._sequence import SequenceTracker, pack_sequence, unpack_sequence
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+DEMO_GROUP_V4 = "239.255.77.77"
+DEMO_GROUP_V6 = "ff12::a10c:77"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(prog="aiomcast", description="IP multicast for asyncio.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("interfaces", help="list interfaces, their addresses and flags")
+    p.add_argument("--json", action="store_true", help="one JSON array")
+
+    p = sub.add_parser("listen", help="join a group and print what arrives")
+    p.add_argument("group")
+    p.add_argument("port")
+    p.add_argument("--interface", "-i", help="name, index or local address")
+    p.add_argument("--count", "-c", type=_count, default=0, help="stop after N datagrams")
+    p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
+    p.add_argument("--idle", type=_positive_float, help="stop S idle seconds after a datagram")
+    p.add_argument("--queue", type=_count, default=65536, help="receive queue bound")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per datagram")
+    out.add_argument("--stats", action="store_true", help="one JSON summary at the end")
+
+    p = sub.add_parser("send", help="send datagrams to a group")
+    p.add_argument("group")
+    p.add_argument("port")
+    p.add_argument("--interface", "-i", help="outgoing interface: name, index or local address")
+    hops = p.add_mutually_exclusive_group()
+    hops.add_argument("--ttl", help="TTL / hop limit 0-255 (default 1)")
+    hops.add_argument(
+        "--scope", choices=[s.name.lower() for s in TTLScope], help="TTL by S9 scope name"
+    )
+    p.add_argument("--no-loop", action="store_true", help="no copy to members on this host")
+    p.add_argument("--count", "-c", type=_count, default=1, help="datagrams to send; 0: no end")
+    p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
+    p.add_argument("--rate", type=float, default=100.0, help="datagrams per second; 0: flat out")
+    body = p.add_mutually_exclusive_group()
+    body.add_argument("--size", type=_count, help="payload bytes; starts with a 64-bit sequence")
+    body.add_argument("--message", help="payload text")
+    p.add_argument("--stats", action="store_true", help="one JSON summary at the end")
+
+    p = sub.add_parser("demo", help="show multicast working on this host, no set-up needed")
+    p.add_argument("--interface", "-i", help="run on this interface, IPv4 and IPv6 (default lo)")
+    p.add_argument("--count", "-c", type=_count, default=5, help="datagrams per family")
+    return parser
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _emit(obj: object, stream: TextIO = sys.stdout) -> None:
+    stream.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
+    stream.flush()
+
+
+def _payload_text(payload: bytes) -> str:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return payload[:32].hex() + ("..." if len(payload) > 32 else "")
+    return repr(text) if text.isprintable() else payload[:32].hex()
+
+
+def _joined_on(group: Group, interface: Interface | None) -> str:
+    if interface is not None:
+        return interface.name
+    memberships = kernel_memberships(group.family) or set()
+    names = sorted(dev for dev, addr in memberships if addr == str(group.address))
+    return ",".join(names) if names else "the default interface"
+
+
+async def _listen(args: argparse.Namespace) -> int:
+    group = Group(args.group)
+    port = validate_port(args.port, allow_zero=False)
+    iface = resolve_interface(args.interface, group.family) if args.interface else None
+    if args.queue < 1:
+        raise InvalidArgumentError("--queue must be at least 1", value=args.queue)
+    stop = _stop_event()
+    tracker = SequenceTracker()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first: float | None = None
+    last: float | None = None
+    count = 0
+    # Bound to the group address, the socket receives only datagrams sent to the group, so
+    # "group" in --json is known, not guessed. Membership on one interface (with
+    # IP_MULTICAST_ALL off) makes "interface" known too.
+    async with open_receiver(
+        group, port, interface=iface, bind_address=str(group.address), queue_size=args.queue
+    ) as rx:
+        print(f"joined {group} on {_joined_on(group, iface)}", file=sys.stderr, flush=True)
+        iface_name = iface.name if iface is not None else None
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not args.count or count < args.count:
+                now = loop.time()
+                deadlines = []
+                if args.duration is not None:
+                    deadlines.append(started + args.duration - now)
+                if args.idle is not None and last is not None:
+                    deadlines.append(last + args.idle - now)
+                timeout = min(deadlines) if deadlines else None
+                if timeout is not None and timeout <= 0:
+                    break
+                receiving = asyncio.ensure_future(rx.receive())
+                done, _ = await asyncio.wait(
+                    {receiving, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receiving not in done:
+                    receiving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await receiving
+                    if receiving.cancelled():
+                        break
+                datagram: Datagram = receiving.result()
+                last = loop.time()
+                if first is None:
+                    first = last
+                count += 1
+                if args.stats:
+                    tracker.add(unpack_sequence(datagram.payload))
+                elif args.json:
+                    _emit(
+                        {
+                            "source": datagram.source,
+                            "source_port": datagram.source_port,
+                            "group": datagram.group or str(group),
+                            "interface": datagram.interface or iface_name,
+                            "ttl": datagram.ttl,
+                            "size": len(datagram.payload),
+                            "payload": datagram.payload.hex(),
+                        }
+                    )
+                else:
+                    print(
+                        f"{datagram.source}:{datagram.source_port} -> {group}:{port} "
+                        f"{len(datagram.payload)} bytes {_payload_text(datagram.payload)}",
+                        flush=True,
+                    )
+        finally:
+            stopper.cancel()
+        stats = rx.stats
+    if args.stats:
+        elapsed = (last - first) if first is not None and last is not None else 0.0
+        _emit(
+            {
+                "received": stats.delivered,
+                "bytes": stats.received_bytes,
+                "dropped": stats.dropped,
+                "gaps": tracker.gaps,
+                "duplicates": tracker.duplicates,
+                "reordered": tracker.reordered,
+                "elapsed": round(elapsed, 6),
+                "pps": round((count - 1) / elapsed, 1) if elapsed > 0 else 0.0,
+            }
+        )
+    return EXIT_OK
+
+
+async def _send(args: argparse.Namespace) -> int:
+    group = Group(args.group)
+    port = validate_port(args.port, allow_zero=False)
+    ttl = validate_ttl(args.scope if args.scope else (args.ttl if args.ttl is not None else 1))
+    if args.rate < 0 or args.rate != args.rate:
+        raise InvalidArgumentError(f"--rate {args.rate} must be 0 or more", value=args.rate)
+    if args.size is not None and args.size < 8:
+        raise InvalidArgumentError(
+            f"--size {args.size} must be at least 8 (the sequence number)", value=args.size
+        )
+    message = (args.message if args.message is not None else "hello from aiomcast").encode()
+    stop = _stop_event()
+    loop = asyncio.get_running_loop()
+    async with open_sender(
+        group, port, interface=args.interface, ttl=ttl, loopback=not args.no_loop
+    ) as tx:
+        started = loop.time()
+        sent = 0
+        while (not args.count or sent < args.count) and not stop.is_set():
+            now = loop.time()
+            if args.duration is not None and now - started >= args.duration:
+                break
+            if args.rate > 0:
+                due = started + sent / args.rate
+                if due > now:
+                    await asyncio.sleep(due - now)
+                    continue
+            payload = pack_sequence(sent, args.size) if args.size is not None else message
+            await tx.send(payload)
+            sent += 1
+            if args.rate == 0 and sent % 256 == 0:
+                await asyncio.sleep(0)  # let signals and the transport run
+        elapsed = loop.time() - started
+        stats = tx.stats
+    if args.stats:
+        _emit(
+            {
+                "sent": stats.sent,
+                "bytes": stats.sent_bytes,
+                "errors": stats.send_errors,
+                "elapsed": round(elapsed, 6),
+                "pps": round(stats.sent / elapsed, 1) if elapsed > 0 else 0.0,
+            }
+        )
+    else:
+        where = tx.interface.name if tx.interface is not None else "the default interface"
+        print(
+            f"sent {stats.sent} datagrams to {group}:{port} with ttl {ttl} on {where}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _interfaces(args: argparse.Namespace) -> int:
+    items = list_interfaces()
+    if args.json:
+        _emit([i.to_json() for i in items])
+        return EXIT_OK
+    for i in items:
+        flags = [f for f, on in (("UP", i.up), ("MULTICAST", i.multicast),
+                                  ("LOOPBACK", i.loopback), ("RUNNING", i.running)) if on]
+        addrs = [str(a) for a in (*i.ipv4, *i.ipv6)]
+        print(f"{i.index:>3} {i.name:<16} {','.join(flags) or '-':<34} {' '.join(addrs) or '-'}")
+    return EXIT_OK
+
+
+async def _demo_family(group_text: str, iface: Interface, count: int) -> bool:
+    group = Group(group_text)
+    print(f"\n{group.family.label}: group {group} on {iface.name}")
+    async with open_receiver(group, 0, interface=iface) as rx:
+        print(f"  receiver bound to port {rx.port}, joined {group} on {iface.name}")
+        async with open_sender(group, rx.port, interface=iface, ttl=1) as tx:
+            for n in range(1, count + 1):
+                payload = f"hello multicast #{n}".encode()
+                await tx.send(payload)
+                print(f"  sent     {payload.decode()!r} ({len(payload)} bytes, ttl {tx.ttl})")
+            got = 0
+            try:
+                async with asyncio.timeout(2.0):
+                    async for datagram in rx:
+                        got += 1
+                        print(
+                            f"  received {datagram.payload.decode()!r} from "
+                            f"{datagram.source}:{datagram.source_port}"
+                        )
+                        if got == count:
+                            break
+            except TimeoutError:
+                pass
+            r, s = rx.stats, tx.stats
+            print(
+                f"  counters: receiver received={r.received} delivered={r.delivered} "
+                f"dropped={r.dropped}; sender sent={s.sent} errors={s.send_errors}"
+            )
+    ok = got == count
+    print(f"  {'ok' if ok else 'FAILED'}: {got} of {count} datagrams arrived through async for")
+    return ok
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise InvalidArgumentError("--count must be at least 1 for the demo", value=args.count)
+    plans: list[tuple[str, Interface]] = []
+    if args.interface is None:
+        lo = resolve_interface("127.0.0.1", Family.IPV4)
+        print(
+            f"aiomcast demo over the loopback interface {lo.name} (127.0.0.1): "
+            "nothing leaves this host"
+        )
+        plans.append((DEMO_GROUP_V4, lo))
+    else:
+        iface = resolve_interface(args.interface)
+        print(f"aiomcast demo on {iface.name}: datagrams go out of {iface.name} with TTL 1")
+        if iface.ipv4 and iface.supports(Family.IPV4):
+            plans.append((DEMO_GROUP_V4, iface))
+        if iface.ipv6 and iface.supports(Family.IPV6):
+            plans.append((DEMO_GROUP_V6, iface))
+        if not plans:
+            raise InvalidArgumentError(
+                f"interface {iface.name!r} has no address that can carry multicast",
+                value=args.interface,
+            )
+    results = [await _demo_family(group, iface, args.count) for group, iface in plans]
+    return EXIT_OK if all(results) else EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 failure, 2 bad input)."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(f"aiomcast: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "interfaces":
+            return _interfaces(args)
+        command = {"listen": _listen, "send": _send, "demo": _demo}[args.command]
+        return run(command(args))
+    except InvalidArgumentError as exc:
+        print(f"aiomcast: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (AiomcastError, OSError) as exc:
+        print(f"aiomcast: {args.command} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:  # pragma: no cover - signal handlers normally take SIGINT
+        return 130
+
+

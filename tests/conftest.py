@@ -1,0 +1,111 @@
+"""Test harness: network isolation, loop factories, family and link fixtures.
+
+Isolation. When root on Linux, the whole test process moves into a private network namespace
+before any test runs (``lab.enter_private_network``): every socket, membership report and
+subprocess of the suite lives there, and nothing reaches the machine's own interfaces. Tests
+that need more hosts build namespaces and veth pairs with ``aiomcast.lab``. Without root, the
+suite stays in the host namespace and IPv4 endpoint tests use the loopback interface
+(127.0.0.1) only; tests that need namespaces skip with the reason, or fail when CI is set.
+
+Loops. Every async test runs on the plain asyncio loop and on uvloop
+(pytest-asyncio's ``pytest_asyncio_loop_factories`` hook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator, Mapping
+
+import pytest
+import uvloop
+
+from aiomcast import lab
+from tests.helpers import Link, LinkPair, require_root
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+LAB_OK, LAB_WHY = lab.lab_available()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if LAB_OK and not lab.in_private_network():
+        lab.enter_private_network()
+    config.stash[_isolated_key] = lab.in_private_network()
+
+
+_isolated_key = pytest.StashKey[bool]()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if config.stash.get(_isolated_key, False):
+        return "aiomcast: tests run in a private network namespace (root)"
+    return f"aiomcast: no private network namespace ({LAB_WHY}); IPv4 tests use lo only"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture(params=["ipv4", "ipv6"])
+def family(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def session_lab() -> Iterator[lab.Lab | None]:
+    if not LAB_OK:
+        yield None
+        return
+    with lab.Lab(prefix="amcs") as net:
+        yield net
+
+
+@pytest.fixture(scope="session")
+def local_veth(session_lab: lab.Lab | None) -> LinkPair | None:
+    """A veth pair with both ends in the test process's own (private) namespace."""
+    if session_lab is None:
+        return None
+    ends = session_lab.link(session_lab.local, session_lab.local, subnet=250)
+    return LinkPair(
+        Link("ipv4", ends.a_name, ends.a_ipv4, "239.1.2.3"),
+        Link("ipv6", ends.a_name, ends.a_ipv6, "ff12::1:2:3"),
+        ends.b_name,
+    )
+
+
+LOOPBACK_V4 = Link("ipv4", "lo", "127.0.0.1", "239.1.2.3")
+
+
+def _veth_link(family: str, local_veth: LinkPair | None) -> Link:
+    require_root(f"{family} on a veth pair in the private namespace")
+    assert local_veth is not None
+    return local_veth.ipv4 if family == "ipv4" else local_veth.ipv6
+
+
+@pytest.fixture(params=["ipv4-lo", "ipv4", "ipv6"])
+def link(request: pytest.FixtureRequest, local_veth: LinkPair | None) -> Link:
+    """Where a single-host endpoint test runs.
+
+    ``ipv4-lo``: the loopback interface (127.0.0.1), with or without root. ``ipv4`` and
+    ``ipv6``: one end of a veth pair in the private namespace, root only (IPv6 multicast does
+    not loop back on lo).
+    """
+    if request.param == "ipv4-lo":
+        return LOOPBACK_V4
+    return _veth_link(str(request.param), local_veth)
+
+
+@pytest.fixture(params=["ipv4", "ipv6"])
+def wire_link(request: pytest.FixtureRequest, local_veth: LinkPair | None) -> Link:
+    """Like ``link`` but never the loopback interface: for behaviour that lo cannot show."""
+    return _veth_link(str(request.param), local_veth)
+
+
+@pytest.fixture
+def netlab() -> Iterator[lab.Lab]:
+    """A fresh lab for one test, torn down afterwards."""
+    require_root("this test builds network namespaces")
+    with lab.Lab() as net:
+        yield net

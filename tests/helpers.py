@@ -1,0 +1,124 @@
+"""Shared test helpers: links, root requirement, collecting datagrams, kernel checks.
+
+Like h11's ConnectionPair, these build the common shapes once so tests state only what they
+prove.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import socket
+import struct
+
+import pytest
+
+IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)  # linux/in.h; Python does not export it
+
+import aiomcast
+from aiomcast import lab
+from aiomcast._interfaces import kernel_memberships
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """An interface to run a single-host test on, with its address and a test group."""
+
+    family: str
+    interface: str
+    address: str
+    group: str
+
+    @property
+    def fam(self) -> aiomcast.Family:
+        return aiomcast.parse_family(self.family)
+
+    def other_group(self, n: int = 1) -> str:
+        """Another group of the same family and scope."""
+        if self.family == "ipv4":
+            return f"239.1.2.{3 + n}"
+        return f"ff12::1:2:{3 + n:x}"
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkPair:
+    ipv4: Link
+    ipv6: Link
+    peer_name: str
+
+
+def require_root(what: str) -> None:
+    """Skip (or fail under CI) when namespaces cannot be built here."""
+    ok, why = lab.lab_available()
+    if ok:
+        return
+    message = f"{what} needs network namespaces: {why}"
+    if IN_CI:
+        pytest.fail(f"CI is set, so this must run: {message}")
+    pytest.skip(message)
+
+
+async def collect(
+    rx: aiomcast.Receiver | aiomcast.Endpoint, count: int, timeout: float = 2.0
+) -> list[aiomcast.Datagram]:
+    """Receive up to ``count`` datagrams, stopping early after ``timeout`` seconds."""
+    got: list[aiomcast.Datagram] = []
+    try:
+        async with asyncio.timeout(timeout):
+            async for datagram in rx:
+                got.append(datagram)
+                if len(got) >= count:
+                    break
+    except TimeoutError:
+        pass
+    return got
+
+
+async def nothing_arrives(rx: aiomcast.Receiver | aiomcast.Endpoint, wait: float = 0.3) -> bool:
+    """True when no datagram arrives within ``wait`` seconds."""
+    return not await collect(rx, 1, wait)
+
+
+def member(family: str, interface: str, group: str) -> bool:
+    """Whether the kernel lists a membership of ``group`` on ``interface`` (this namespace)."""
+    found = kernel_memberships(aiomcast.parse_family(family))
+    assert found is not None, "/proc/net/igmp(6) is not readable"
+    normalized = str(aiomcast.Group(group).address)
+    return (interface, normalized) in found
+
+
+def ttl_probe(link: Link, group: str, port: int) -> socket.socket:
+    """A plain socket joined to ``group`` that reports the received TTL / hop limit."""
+    if link.family == "ipv4":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", port))
+        sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+        index = socket.if_nametoindex(link.interface)
+        mreqn = socket.inet_aton(group) + socket.inet_aton(link.address) + struct.pack("@i", index)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    else:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::", port))
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        index = socket.if_nametoindex(link.interface)
+        mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+    sock.settimeout(2.0)
+    return sock
+
+
+def received_ttl(sock: socket.socket) -> tuple[bytes, int]:
+    """Receive one datagram on a ttl_probe socket: (payload, TTL or hop limit)."""
+    data, ancdata, _flags, _addr = sock.recvmsg(65535, socket.CMSG_SPACE(4))
+    for level, kind, value in ancdata:
+        if (level, kind) in (
+            (socket.IPPROTO_IP, socket.IP_TTL),
+            (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT),
+        ):
+            return data, int(struct.unpack("@i", value[:4])[0])
+    raise AssertionError(f"no TTL in ancillary data {ancdata!r}")
