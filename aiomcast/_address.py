@@ -257,8 +257,7 @@ class Group:
                 )
             if address not in _IPV4_MULTICAST:
                 raise InvalidGroupError(
-                    f"group {value!r} is not an IPv4 multicast address "
-                    "(224.0.0.1-239.255.255.255)",
+                    f"group {value!r} is not an IPv4 multicast address (224.0.0.1-239.255.255.255)",
                     value=value,
                 )
             if address == _IPV4_MULTICAST.network_address:

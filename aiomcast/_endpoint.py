@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Itera
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar, final
 
+from . import _socket
 from ._address import (
     DEFAULT_LOOPBACK,
     DEFAULT_TTL,
@@ -44,7 +45,6 @@ from ._errors import (
 )
 from ._interfaces import Interface, InterfaceLike, resolve_interface
 from ._protocol import Datagram, MulticastProtocol, Overflow, Stats
-from . import _socket
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -102,7 +102,7 @@ def _groups(value: GroupLike | Iterable[GroupLike] | None) -> list[Group]:
     if value is None:
         return []
     if isinstance(value, Group | str) or not isinstance(value, Iterable):
-        return [Group(value)]  # type: ignore[arg-type]
+        return [Group(value)]
     return [Group(item) for item in value]
 
 
@@ -117,9 +117,7 @@ def _family_of(groups: list[Group], family: object) -> Family:
                 value=str(group),
             )
     if chosen is None:
-        raise InvalidArgumentError(
-            "give at least one group or family='ipv4' / 'ipv6'", value=None
-        )
+        raise InvalidArgumentError("give at least one group or family='ipv4' / 'ipv6'", value=None)
     return chosen
 
 
@@ -239,15 +237,14 @@ class _Core:
             interface = group.zone
         if interface is None:
             return self._default_interface
-        return resolve_interface(interface, self._family)
+        return resolve_interface(interface, self._family, sock=self._sock)
 
     def _join(self, group: GroupLike, interface: InterfaceLike | None = None) -> Membership:
         self._check_open()
         value = Group(group)
         if value.family is not self._family:
             raise InvalidGroupError(
-                f"group {value} is {value.family.label} but the endpoint is "
-                f"{self._family.label}",
+                f"group {value} is {value.family.label} but the endpoint is {self._family.label}",
                 value=str(value),
             )
         iface = self._interface_for(value, interface)
@@ -328,15 +325,14 @@ class _Core:
             dport = default[1]
         if target.family is not self._family:
             raise InvalidGroupError(
-                f"group {target} is {target.family.label} but the endpoint is "
-                f"{self._family.label}",
+                f"group {target} is {target.family.label} but the endpoint is {self._family.label}",
                 value=str(target),
             )
         host = str(target.address)
         if self._family is Family.IPV6:
             scope_id = 0
             if target.zone is not None:
-                scope_id = resolve_interface(target.zone, self._family).index
+                scope_id = resolve_interface(target.zone, self._family, sock=self._sock).index
             return (host, dport, 0, scope_id)
         return (host, dport)
 
@@ -357,9 +353,8 @@ class _Core:
             self._transport.sendto(data, destination)
         finally:
             protocol.sending = False
-        failure = protocol.send_failure
+        failure = protocol.take_send_failure()
         if failure is not None:
-            protocol.send_failure = None
             raise KernelError(
                 failure.errno,
                 operation="send",
@@ -377,7 +372,7 @@ class _Core:
         # asyncio's and uvloop's DatagramTransport.sendto return without sending when the
         # payload is empty; a zero-length UDP datagram is valid, so send it on the socket,
         # after whatever the transport still buffers, to keep the order.
-        while self._transport.get_write_buffer_size():
+        while _buffered(self._transport):
             await asyncio.sleep(0.001)
             self._check_open()
         try:
@@ -385,8 +380,11 @@ class _Core:
         except OSError as exc:
             self._protocol.counters.send_errors += 1
             raise KernelError(
-                exc.errno, operation="send", group=str(destination[0]),
-                interface=self._outgoing_name(), detail=exc.strerror,
+                exc.errno,
+                operation="send",
+                group=str(destination[0]),
+                interface=self._outgoing_name(),
+                detail=exc.strerror,
             ) from exc
         self._protocol.counters.sent += 1
         if not self._local[1]:
@@ -489,7 +487,7 @@ class _SendAPI(_Core):
     @interface.setter
     def interface(self, value: InterfaceLike | None) -> None:
         self._check_open()
-        iface = None if value is None else resolve_interface(value, self._family)
+        iface = None if value is None else resolve_interface(value, self._family, sock=self._sock)
         _socket.set_interface(self._sock, self._family, iface)
         self._outgoing = iface
 
@@ -502,7 +500,9 @@ class _SendAPI(_Core):
         return self._default_destination
 
     async def send(
-        self, payload: bytes | bytearray | memoryview, group: GroupLike | None = None,
+        self,
+        payload: bytes | bytearray | memoryview,
+        group: GroupLike | None = None,
         port: int | None = None,
     ) -> None:
         """Send one datagram to ``group``:``port`` (default: the endpoint's destination) (S6).
@@ -533,6 +533,13 @@ class Endpoint(_ReceiveAPI, _SendAPI):
     """One socket that both receives (joins, ``async for``) and sends."""
 
 
+def _buffered(transport: asyncio.DatagramTransport) -> int:
+    # Both asyncio's and uvloop's datagram transports have get_write_buffer_size, but the
+    # DatagramTransport type does not declare it.
+    size: int = getattr(transport, "get_write_buffer_size", lambda: 0)()
+    return size
+
+
 def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow]:
     if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
         raise InvalidArgumentError(
@@ -543,8 +550,7 @@ def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow
             overflow = Overflow(overflow)
         except ValueError:
             raise InvalidArgumentError(
-                f"overflow {overflow!r} is not one of "
-                f"{', '.join(repr(o.value) for o in Overflow)}",
+                f"overflow {overflow!r} is not one of {', '.join(repr(o.value) for o in Overflow)}",
                 value=overflow,
             ) from None
     return queue_size, overflow
@@ -640,9 +646,20 @@ def open_receiver(
     size, policy = _validate_queue(queue_size, overflow)
     return Opener(
         lambda: _open(
-            Receiver, groups=group_list, family=fam, port=bind_port, bind_port=bind_port,
-            interface=interface, queue_size=size, overflow=policy, reuse=reuse_port,
-            bind_address=bind_address, sock=sock, ttl=None, loopback=None, destination=None,
+            Receiver,
+            groups=group_list,
+            family=fam,
+            port=bind_port,
+            bind_port=bind_port,
+            interface=interface,
+            queue_size=size,
+            overflow=policy,
+            reuse=reuse_port,
+            bind_address=bind_address,
+            sock=sock,
+            ttl=None,
+            loopback=None,
+            destination=None,
         )
     )
 
@@ -670,12 +687,24 @@ def open_sender(
     dport = validate_port(port, allow_zero=False)
     hops = validate_ttl(ttl)
     if not isinstance(loopback, bool):
-        raise InvalidArgumentError(f"loopback must be True or False, not {loopback!r}", value=loopback)
+        raise InvalidArgumentError(
+            f"loopback must be True or False, not {loopback!r}", value=loopback
+        )
     return Opener(
         lambda: _open(
-            Sender, groups=[], family=target.family, port=dport, bind_port=None,
-            interface=interface, queue_size=1, overflow=Overflow.DROP_NEWEST, reuse=False,
-            bind_address=None, sock=sock, ttl=hops, loopback=loopback,
+            Sender,
+            groups=[],
+            family=target.family,
+            port=dport,
+            bind_port=None,
+            interface=interface,
+            queue_size=1,
+            overflow=Overflow.DROP_NEWEST,
+            reuse=False,
+            bind_address=None,
+            sock=sock,
+            ttl=hops,
+            loopback=loopback,
             destination=(target, dport),
         )
     )
@@ -707,17 +736,29 @@ def open_endpoint(
     size, policy = _validate_queue(queue_size, overflow)
     hops = validate_ttl(ttl)
     if not isinstance(loopback, bool):
-        raise InvalidArgumentError(f"loopback must be True or False, not {loopback!r}", value=loopback)
+        raise InvalidArgumentError(
+            f"loopback must be True or False, not {loopback!r}", value=loopback
+        )
 
     async def factory() -> Endpoint:
         endpoint = await _open(
-            Endpoint, groups=group_list, family=fam, port=bind_port, bind_port=bind_port,
-            interface=interface, queue_size=size, overflow=policy, reuse=reuse_port,
-            bind_address=bind_address, sock=sock, ttl=hops, loopback=loopback, destination=None,
+            Endpoint,
+            groups=group_list,
+            family=fam,
+            port=bind_port,
+            bind_port=bind_port,
+            interface=interface,
+            queue_size=size,
+            overflow=policy,
+            reuse=reuse_port,
+            bind_address=bind_address,
+            sock=sock,
+            ttl=hops,
+            loopback=loopback,
+            destination=None,
         )
         if group_list:
             endpoint._default_destination = (group_list[0], endpoint.port)
         return endpoint
 
     return Opener(factory)
-

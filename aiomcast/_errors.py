@@ -1,8 +1,9 @@
 # Design: one root exception, AiomcastError, and subclasses by meaning, after anyio and httpcore:
 #   - bad input refused at the boundary (InvalidArgumentError and its children, which are also
 #     ValueError so that code catching ValueError keeps working);
-#   - a membership request that contradicts the endpoint's state (MembershipError);
-#   - "you closed it" (EndpointClosedError) versus "something outside broke it" (BrokenEndpointError);
+#   - a join or leave that contradicts the endpoint's memberships (MembershipError);
+#   - "you closed it" (EndpointClosedError) versus "something outside broke it"
+#     (BrokenEndpointError);
 #   - two tasks reading one endpoint (BusyError);
 #   - the kernel said no (KernelError, also an OSError, carrying errno, operation, group,
 #     interface and a hint). Every KernelError is raised `from` the OSError it wraps.

@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import fcntl
 import ipaddress
+import os
 import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, TypeAlias
 
 import netifaces
@@ -25,9 +28,12 @@ from ._options import PLATFORM
 __all__ = [
     "Interface",
     "InterfaceLike",
+    "kernel_memberships",
     "list_interfaces",
     "resolve_interface",
     "select_interface",
+    "setns_net",
+    "socket_namespace",
 ]
 
 IFF_UP: Final = 0x1
@@ -63,7 +69,9 @@ class Interface:
     multicast: bool = True
     loopback: bool = False
 
-    def addresses(self, family: Family) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    def addresses(
+        self, family: Family
+    ) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
         """Return the addresses of ``family``."""
         return self.ipv4 if family is Family.IPV4 else self.ipv6
 
@@ -165,9 +173,7 @@ def select_interface(
     elif isinstance(spec, int):
         label = f"#{spec}"
         if spec <= 0:
-            raise InterfaceError(
-                f"interface index {spec} is not a positive index", value=spec
-            )
+            raise InterfaceError(f"interface index {spec} is not a positive index", value=spec)
         found = next((i for i in interfaces if i.index == spec), None)
     elif isinstance(spec, ipaddress.IPv4Address | ipaddress.IPv6Address | str):
         label = str(spec)
@@ -183,9 +189,7 @@ def select_interface(
         else:
             address = spec
         if address is not None:
-            found = next(
-                (i for i in interfaces if address in i.ipv4 or address in i.ipv6), None
-            )
+            found = next((i for i in interfaces if address in i.ipv4 or address in i.ipv6), None)
             if found is None:
                 raise InterfaceError(
                     f"interface address {label!r} is not an address of any local interface "
@@ -227,13 +231,70 @@ def select_interface(
     return found
 
 
-def resolve_interface(spec: InterfaceLike, family: Family | None = None) -> Interface:
+def resolve_interface(
+    spec: InterfaceLike, family: Family | None = None, *, sock: socket.socket | None = None
+) -> Interface:
     """Resolve a name, an index or a local address to one of the host's interfaces.
+
+    With ``sock``, the interfaces are those of the socket's network namespace (which differs
+    from the calling thread's only when the socket was opened inside another namespace).
 
     Raises:
         InterfaceError: see select_interface.
     """
-    return select_interface(list_interfaces(), spec, family)
+    with socket_namespace(sock):
+        interfaces = list_interfaces()
+    return select_interface(interfaces, spec, family)
+
+
+CLONE_NEWNET: Final = 0x40000000
+_SIOCGSKNS: Final = 0x894C  # Linux 4.9+: a file descriptor for the socket's network namespace
+
+
+def setns_net(fd: int) -> None:
+    """Move the calling thread into the network namespace behind ``fd`` (Linux)."""
+    if hasattr(os, "setns"):  # Python 3.12+
+        os.setns(fd, CLONE_NEWNET)
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextlib.contextmanager
+def socket_namespace(sock: socket.socket | None) -> Iterator[None]:
+    """Run the body in the network namespace of ``sock`` when it is not the thread's own.
+
+    Interface names, indexes and addresses belong to a network namespace; a socket opened
+    inside another namespace (as the lab does) must resolve them there. Where the namespaces
+    are the same, or on platforms without them, the body simply runs.
+    """
+    if sock is None or PLATFORM != "linux" or sock.fileno() < 0:
+        yield
+        return
+    try:
+        target = fcntl.ioctl(sock.fileno(), _SIOCGSKNS)
+    except OSError:
+        yield
+        return
+    try:
+        here = os.stat("/proc/thread-self/ns/net")
+        there = os.fstat(target)
+        if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+            yield
+            return
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            setns_net(target)
+            try:
+                yield
+            finally:
+                setns_net(home)
+        finally:
+            os.close(home)
+    finally:
+        os.close(target)
 
 
 def _proc_net(name: str) -> str | None:

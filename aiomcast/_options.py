@@ -35,14 +35,14 @@ __all__ = [
 Platform = Literal["linux", "darwin", "freebsd", "windows"]
 
 
-def _detect_platform() -> Platform:
-    if sys.platform.startswith("linux"):
+def _detect_platform(name: str = sys.platform) -> Platform:
+    if name.startswith("linux"):
         return "linux"
-    if sys.platform == "darwin":
+    if name == "darwin":
         return "darwin"
-    if sys.platform.startswith("win"):
+    if name.startswith("win"):
         return "windows"
-    return "freebsd"
+    return "freebsd"  # and the other BSDs, which share its option numbers
 
 
 #: The platform whose encodings this process uses.
@@ -129,9 +129,7 @@ def _membership(
         if platform == "linux":
             # ip_mreqn selects the interface by index, which also works for interfaces whose
             # address is shared or absent; the kernel accepts it for IP_ADD_MEMBERSHIP.
-            return SocketOption(
-                IPPROTO_IP, name, pack_ip_mreqn(address, ifaddr or _ANY4, ifindex)
-            )
+            return SocketOption(IPPROTO_IP, name, pack_ip_mreqn(address, ifaddr or _ANY4, ifindex))
         if platform == "windows" and ifaddr is None and ifindex:
             # Windows reads an imr_interface of the form 0.0.0.N as interface index N.
             ifaddr = ipaddress.IPv4Address(ifindex)
@@ -178,9 +176,7 @@ def ttl_option(family: Family, ttl: object, platform: Platform = PLATFORM) -> So
 def loopback_option(family: Family, on: object, platform: Platform = PLATFORM) -> SocketOption:
     """Return IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP, 1 on or 0 off (S14)."""
     if not isinstance(on, bool):
-        raise InvalidArgumentError(
-            f"loopback must be True or False, not {on!r}", value=on
-        )
+        raise InvalidArgumentError(f"loopback must be True or False, not {on!r}", value=on)
     numbers = _NUMBERS[platform]
     if family is Family.IPV4:
         return SocketOption(

@@ -152,6 +152,11 @@ class MulticastProtocol(asyncio.DatagramProtocol):
         else:
             self.counters.socket_errors += 1
 
+    def take_send_failure(self) -> OSError | None:
+        """Return and clear the failure error_received reported during the last sendto."""
+        failure, self.send_failure = self.send_failure, None
+        return failure
+
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:
             self.broken = exc

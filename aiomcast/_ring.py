@@ -58,13 +58,18 @@ async def expanding_ring_search(
         ttls: the TTLs to try, in order; default ``range(0, max_ttl + 1)``.
         max_ttl: the last TTL when ``ttls`` is not given.
         wait: seconds to wait for a reply after each query.
-        group, port: where to send; default the endpoint's destination.
+        group: where to send; default the endpoint's destination group.
+        port: the destination port; default the endpoint's destination port.
         accept: which datagrams count as replies; default any whose payload differs from
             ``query`` (so the looped-back query is not mistaken for an answer).
     """
     if wait <= 0:
-        raise InvalidArgumentError(f"wait {wait!r} must be a positive number of seconds", value=wait)
-    steps = [validate_ttl(t) for t in (ttls if ttls is not None else range(validate_ttl(max_ttl) + 1))]
+        raise InvalidArgumentError(
+            f"wait {wait!r} must be a positive number of seconds", value=wait
+        )
+    steps = [
+        validate_ttl(t) for t in (ttls if ttls is not None else range(validate_ttl(max_ttl) + 1))
+    ]
     if not steps:
         raise InvalidArgumentError("ttls is empty: nothing to try", value=ttls)
     is_reply = accept if accept is not None else (lambda d: d.payload != query)

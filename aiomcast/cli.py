@@ -283,8 +283,16 @@ def _interfaces(args: argparse.Namespace) -> int:
         _emit([i.to_json() for i in items])
         return EXIT_OK
     for i in items:
-        flags = [f for f, on in (("UP", i.up), ("MULTICAST", i.multicast),
-                                  ("LOOPBACK", i.loopback), ("RUNNING", i.running)) if on]
+        flags = [
+            f
+            for f, on in (
+                ("UP", i.up),
+                ("MULTICAST", i.multicast),
+                ("LOOPBACK", i.loopback),
+                ("RUNNING", i.running),
+            )
+            if on
+        ]
         addrs = [str(a) for a in (*i.ipv4, *i.ipv6)]
         print(f"{i.index:>3} {i.name:<16} {','.join(flags) or '-':<34} {' '.join(addrs) or '-'}")
     return EXIT_OK
@@ -371,5 +379,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:  # pragma: no cover - signal handlers normally take SIGINT
         return 130
-
-

@@ -35,6 +35,8 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Final
 
+from ._interfaces import setns_net
+
 __all__ = [
     "Host",
     "Lab",
@@ -58,18 +60,12 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
-def _setns(fd: int) -> None:
-    if hasattr(os, "setns"):  # Python 3.12+
-        os.setns(fd, CLONE_NEWNET)
-        return
-    if _libc().setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+_setns = setns_net
 
 
 def lab_available() -> tuple[bool, str]:
     """Return (True, "") when namespaces can be built here, else (False, the reason)."""
-    if not os.uname().sysname == "Linux":
+    if os.uname().sysname != "Linux":
         return False, "network namespaces need Linux"
     if os.geteuid() != 0:
         return False, "network namespaces need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"
@@ -246,11 +242,17 @@ class Lab:
             if host.netns is None:
                 self._local_links.append(name)
         ends = LinkEnds(
-            a_if, b_if, f"10.201.{n}.1", f"10.201.{n}.2", f"fd00:a10c:{n:x}::1",
+            a_if,
+            b_if,
+            f"10.201.{n}.1",
+            f"10.201.{n}.2",
+            f"fd00:a10c:{n:x}::1",
             f"fd00:a10c:{n:x}::2",
         )
-        for host, name, v4, v6 in ((a, a_if, ends.a_ipv4, ends.a_ipv6),
-                                   (b, b_if, ends.b_ipv4, ends.b_ipv6)):
+        for host, name, v4, v6 in (
+            (a, a_if, ends.a_ipv4, ends.a_ipv6),
+            (b, b_if, ends.b_ipv4, ends.b_ipv6),
+        ):
             if ipv4:
                 host.ip("addr", "add", f"{v4}/24", "dev", name)
             if ipv6:

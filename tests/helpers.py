@@ -14,11 +14,11 @@ import struct
 
 import pytest
 
-IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)  # linux/in.h; Python does not export it
-
 import aiomcast
 from aiomcast import lab
 from aiomcast._interfaces import kernel_memberships
+
+IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)  # linux/in.h; Python does not export it
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
