@@ -181,10 +181,13 @@ class _Core:
     def _check_open(self) -> None:
         if self._closing:
             raise EndpointClosedError(f"{type(self).__name__} is closed")
-        if self._protocol.broken is not None:
+        protocol = self._protocol
+        if protocol.broken is not None:
             raise BrokenEndpointError(
-                f"{type(self).__name__} broke: {self._protocol.broken}"
-            ) from self._protocol.broken
+                f"{type(self).__name__} broke: {protocol.broken}"
+            ) from protocol.broken
+        if protocol.lost.done():
+            raise BrokenEndpointError(f"{type(self).__name__} lost its socket")
 
     async def aclose(self) -> None:
         """Leave every group, close the socket and wait until its descriptor is released.
@@ -285,14 +288,7 @@ class _Core:
         self._reading = True
         try:
             while not queue:
-                if self._closing:
-                    raise EndpointClosedError(f"{type(self).__name__} is closed")
-                if protocol.broken is not None:
-                    raise BrokenEndpointError(
-                        f"{type(self).__name__} broke: {protocol.broken}"
-                    ) from protocol.broken
-                if protocol.lost.done():
-                    raise BrokenEndpointError(f"{type(self).__name__} lost its socket")
+                self._check_open()
                 waiter = asyncio.get_running_loop().create_future()
                 protocol.waiter = waiter
                 try:

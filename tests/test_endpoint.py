@@ -450,3 +450,21 @@ async def test_empty_datagrams_are_sent(link: Link) -> None:
             got = await collect(rx, 4)
             assert tx.stats.sent == 4
     assert [d.payload for d in got] == [b"one", b"", b"three", b""]
+
+
+async def test_transport_lost_underneath_is_a_broken_endpoint(link: Link) -> None:
+    # "Something outside broke it" is not "you closed it": the loop dropping the transport
+    # ends iteration with BrokenEndpointError, and aclose() still works.
+    rx = await aiomcast.open_receiver(link.group, 0, interface=link.interface)
+    waiting = asyncio.create_task(rx.receive())
+    await asyncio.sleep(0.05)
+    rx._transport.abort()
+    with pytest.raises(aiomcast.BrokenEndpointError):
+        await asyncio.wait_for(waiting, 2)
+    with pytest.raises(aiomcast.BrokenEndpointError):
+        await rx.receive()
+    with pytest.raises(aiomcast.BrokenEndpointError):
+        rx.join(link.other_group())
+    await rx.aclose()
+    with pytest.raises(aiomcast.EndpointClosedError):
+        await rx.receive()
