@@ -14,6 +14,7 @@ from ._errors import (
     InvalidPortError,
     InvalidTTLError,
     PayloadTooLargeError,
+    show,
 )
 
 __all__ = [
@@ -79,7 +80,7 @@ def parse_family(value: object) -> Family:
         if value in (6, socket.AF_INET6):
             return Family.IPV6
     raise InvalidArgumentError(
-        f"family {value!r} is not one of 'ipv4', 'ipv6', 4, 6, AF_INET, AF_INET6", value=value
+        f"family {show(value)} is not one of 'ipv4', 'ipv6', 4, 6, AF_INET, AF_INET6", value=value
     )
 
 
@@ -125,16 +126,16 @@ def validate_ttl(value: object) -> int:
             value = int(value, 10)
         except ValueError:
             raise InvalidTTLError(
-                f"TTL {value!r} is not an integer 0-255 nor one of the scopes "
+                f"TTL {show(value)} is not an integer 0-255 nor one of the scopes "
                 f"{', '.join(m.lower() for m in TTLScope.__members__)}",
                 value=value,
             ) from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidTTLError(
-            f"TTL {value!r} is not an integer 0-255 (got {type(value).__name__})", value=value
+            f"TTL {show(value)} is not an integer 0-255 (got {type(value).__name__})", value=value
         )
     if not 0 <= value <= 255:
-        raise InvalidTTLError(f"TTL {value} is outside 0-255", value=value)
+        raise InvalidTTLError(f"TTL {show(value)} is outside 0-255", value=value)
     return value
 
 
@@ -159,16 +160,16 @@ def validate_port(value: object, *, allow_zero: bool) -> int:
             value = int(value, 10)
         except ValueError:
             raise InvalidPortError(
-                f"port {value!r} is not an integer {low}-65535", value=value
+                f"port {show(value)} is not an integer {low}-65535", value=value
             ) from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidPortError(
-            f"port {value!r} is not an integer {low}-65535 (got {type(value).__name__})",
+            f"port {show(value)} is not an integer {low}-65535 (got {type(value).__name__})",
             value=value,
         )
     if not low <= value <= 65535:
         why = " (a sender needs a destination port)" if value == 0 else ""
-        raise InvalidPortError(f"port {value} is outside {low}-65535{why}", value=value)
+        raise InvalidPortError(f"port {show(value)} is outside {low}-65535{why}", value=value)
     return value
 
 
@@ -243,7 +244,7 @@ class Group:
                 ) from None
         else:
             raise InvalidGroupError(
-                f"group {value!r} must be a string or an ipaddress object, "
+                f"group {show(value)} must be a string or an ipaddress object, "
                 f"not {type(value).__name__}",
                 value=value,
             )
@@ -357,7 +358,7 @@ class Group:
         if isinstance(addr, ipaddress.IPv4Address):
             return addr in _IPV4_SSM
         packed = addr.packed
-        return (packed[1] >> 4) == 0x3 and packed[2:12] == bytes(10)
+        return (packed[1] >> 4) == 0x3 and packed[2:4] == b"\0\0"  # ff3x::/32
 
     @property
     def is_link_local(self) -> bool:

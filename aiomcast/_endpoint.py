@@ -42,6 +42,7 @@ from ._errors import (
     InvalidGroupError,
     KernelError,
     NotJoinedError,
+    show,
 )
 from ._interfaces import Interface, InterfaceLike, resolve_interface
 from ._protocol import Datagram, MulticastProtocol, Overflow, Stats
@@ -539,7 +540,7 @@ def _buffered(transport: asyncio.DatagramTransport) -> int:
 def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow]:
     if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
         raise InvalidArgumentError(
-            f"queue_size {queue_size!r} must be a positive integer", value=queue_size
+            f"queue_size {show(queue_size)} must be a positive integer", value=queue_size
         )
     if not isinstance(overflow, Overflow):
         try:

@@ -119,6 +119,20 @@ _HINTS: Final[dict[int, str]] = {
 }
 
 
+def show(value: object) -> str:
+    """Return ``repr(value)`` for an error message, safe for any value.
+
+    ``repr`` of an int with more than 4300 digits raises ValueError; such values are
+    described by their size instead, so refusing them raises the library's own error.
+    """
+    try:
+        return repr(value)
+    except ValueError:
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__}>"
+
+
 def hint_for(code: int | None) -> str:
     """Return a one-line hint for an errno seen on multicast sockets ('' when none is known)."""
     if code is None:

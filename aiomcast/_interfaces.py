@@ -22,7 +22,7 @@ from typing import Final, TypeAlias
 import netifaces
 
 from ._address import Family
-from ._errors import InterfaceError
+from ._errors import InterfaceError, show
 from ._options import PLATFORM
 
 __all__ = [
@@ -169,7 +169,7 @@ def select_interface(
         found = next((i for i in interfaces if i.index == spec.index), None)
         label = spec.name
     elif isinstance(spec, bool):
-        raise InterfaceError(f"interface {spec!r} is not a name, index or address", value=spec)
+        raise InterfaceError(f"interface {show(spec)} is not a name, index or address", value=spec)
     elif isinstance(spec, int):
         label = f"#{spec}"
         if spec <= 0:
@@ -181,7 +181,7 @@ def select_interface(
         address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
         if isinstance(spec, str):
             found = next((i for i in interfaces if i.name == text), None)
-            if found is None and text.isdigit():
+            if found is None and text.isascii() and text.isdecimal():
                 return select_interface(interfaces, int(text), family)
             if found is None:
                 with contextlib.suppress(ValueError):
@@ -203,7 +203,7 @@ def select_interface(
                 )
     else:
         raise InterfaceError(
-            f"interface {spec!r} must be a name, an index or a local address, "
+            f"interface {show(spec)} must be a name, an index or a local address, "
             f"not {type(spec).__name__}",
             value=spec,
         )

@@ -195,6 +195,8 @@ def ipv4_interface_option(
     On Linux an index is sent as ``struct ip_mreqn`` so that interfaces that share an address
     (or have none, such as the loopback used with 127.0.0.1) are told apart.
     """
+    if ifindex < 0:
+        raise InvalidArgumentError(f"interface index {ifindex} is negative", value=ifindex)
     numbers = _NUMBERS[platform]
     if platform == "linux" and ifindex:
         value = pack_ip_mreqn(_ANY4, address or _ANY4, ifindex)

@@ -5,6 +5,7 @@
 # as lost for good, and later arrivals of them count as late, not as new.
 from __future__ import annotations
 
+import collections
 import struct
 from typing import Final
 
@@ -28,7 +29,12 @@ def unpack_sequence(payload: bytes) -> int | None:
 
 
 class SequenceTracker:
-    """Counts gaps, reordering and duplicates in a stream of sequence numbers."""
+    """Counts gaps, reordering and duplicates in a stream of sequence numbers.
+
+    Invariant: ``unique + gaps == highest - first + 1`` once a number was seen. A number that
+    arrives after it was given up (more than ``window`` behind the highest) counts as ``late``
+    and stays in ``gaps``.
+    """
 
     def __init__(self, window: int = 65536) -> None:
         self.window = window
@@ -39,6 +45,8 @@ class SequenceTracker:
         self.reordered = 0
         self.late = 0
         self.unnumbered = 0
+        # Holes in ascending order (lazily pruned) and as a set for membership.
+        self._holes: collections.deque[int] = collections.deque()
         self._missing: set[int] = set()
         self._expired = 0
 
@@ -47,16 +55,16 @@ class SequenceTracker:
         if sequence is None:
             self.unnumbered += 1
             return
-        if self.highest is None:
+        highest, first = self.highest, self.first
+        if highest is None or first is None:
             self.highest = self.first = sequence
             self.unique = 1
             return
-        if sequence > self.highest:
-            for missing in range(self.highest + 1, min(sequence, self.highest + 1 + self.window)):
-                self._missing.add(missing)
-            skipped = sequence - self.highest - 1
-            if skipped > self.window:
-                self._expired += skipped - self.window
+        if sequence > highest:
+            low = max(highest + 1, sequence - self.window)
+            self._expired += low - (highest + 1)  # too far back to track: lost for good
+            self._holes.extend(range(low, sequence))
+            self._missing.update(range(low, sequence))
             self.highest = sequence
             self.unique += 1
             self._expire()
@@ -64,27 +72,27 @@ class SequenceTracker:
             self._missing.discard(sequence)
             self.unique += 1
             self.reordered += 1
-        elif self.first is not None and sequence < self.first:
-            if self.first - sequence > self.window:
-                self.late += 1
-                return
-            # An earlier number than the first one seen: the stream started before it.
-            self._missing.update(range(sequence + 1, self.first))
+        elif sequence < highest - self.window:
+            self.late += 1
+        elif sequence < first:
+            # The stream started before the first number seen: the numbers between are holes.
+            self._holes.extendleft(range(first - 1, sequence, -1))
+            self._missing.update(range(sequence + 1, first))
             self.first = sequence
             self.unique += 1
             self.reordered += 1
-        elif sequence < self.highest - self.window:
-            self.late += 1
         else:
             self.duplicates += 1
 
     def _expire(self) -> None:
         assert self.highest is not None
         floor = self.highest - self.window
-        if len(self._missing) > self.window:
-            stale = [m for m in self._missing if m < floor]
-            self._missing.difference_update(stale)
-            self._expired += len(stale)
+        holes, missing = self._holes, self._missing
+        while holes and holes[0] < floor:
+            hole = holes.popleft()
+            if hole in missing:
+                missing.discard(hole)
+                self._expired += 1
 
     @property
     def gaps(self) -> int:

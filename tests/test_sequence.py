@@ -1,0 +1,199 @@
+"""Sequence accounting for test traffic, from tables.
+
+Each row is a stream of received sequence numbers (None: a payload too short to carry one)
+and what a SequenceTracker must count for it. The semantics are those of the module's design
+comment: gaps are numbers between the first and the highest seen that never arrived; a late
+arrival that fills a gap counts as reordered; a number seen before counts as a duplicate;
+holes more than ``window`` numbers behind the highest seen are given up as lost for good, and
+an arrival of one counts as late, not as new; memory stays bounded by the window.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import NamedTuple
+
+import pytest
+
+from aiomcast import SequenceTracker, pack_sequence, unpack_sequence
+from aiomcast._sequence import SEQUENCE_HEADER
+
+
+class Counts(NamedTuple):
+    unique: int
+    duplicates: int = 0
+    reordered: int = 0
+    late: int = 0
+    unnumbered: int = 0
+    gaps: int = 0
+
+
+def counts(tracker: SequenceTracker) -> Counts:
+    return Counts(
+        tracker.unique,
+        tracker.duplicates,
+        tracker.reordered,
+        tracker.late,
+        tracker.unnumbered,
+        tracker.gaps,
+    )
+
+
+def track(stream: list[int | None], window: int) -> SequenceTracker:
+    tracker = SequenceTracker(window=window)
+    for sequence in stream:
+        tracker.add(sequence)
+    return tracker
+
+
+# (id, window, stream, counts, first, highest)
+CASES: list[tuple[str, int, list[int | None], Counts, int | None, int | None]] = [
+    ("empty", 100, [], Counts(0), None, None),
+    ("single", 100, [7], Counts(1), 7, 7),
+    ("in-order", 100, [0, 1, 2, 3, 4], Counts(5), 0, 4),
+    ("in-order-from-anywhere", 100, [1000, 1001, 1002], Counts(3), 1000, 1002),
+    ("in-order-from-2**63", 100, [2**63, 2**63 + 1], Counts(2), 2**63, 2**63 + 1),
+    # loss: gaps counted; numbers before the first one are not known to be missing
+    ("loss", 100, [0, 1, 3, 4, 7], Counts(5, gaps=3), 0, 7),
+    ("loss-burst", 100, [10, 11, 50], Counts(3, gaps=38), 10, 50),
+    ("no-loss-before-first", 100, [5, 6], Counts(2), 5, 6),
+    # reorder: a late arrival fills a gap; gaps decrease
+    ("swap", 100, [0, 2, 1, 3], Counts(4, reordered=1), 0, 3),
+    ("partial-fill", 100, [0, 3, 1], Counts(3, reordered=1, gaps=1), 0, 3),
+    ("reverse-tail", 100, [0, 5, 4, 3, 2, 1], Counts(6, reordered=4), 0, 5),
+    # duplicates
+    ("duplicates", 100, [0, 1, 1, 2, 2, 2], Counts(3, duplicates=3), 0, 2),
+    ("duplicate-first", 100, [5, 5], Counts(1, duplicates=1), 5, 5),
+    ("duplicate-of-filled-gap", 100, [0, 2, 1, 1], Counts(3, duplicates=1, reordered=1), 0, 2),
+    ("duplicate-inside-stream", 100, [0, 1, 2, 3, 1], Counts(4, duplicates=1), 0, 3),
+    # an earlier number than the first: the stream started before it
+    ("earlier-than-first", 100, [5, 6, 7, 3], Counts(4, reordered=1, gaps=1), 3, 7),
+    ("earlier-then-fill", 100, [5, 6, 7, 3, 4], Counts(5, reordered=2), 3, 7),
+    ("far-earlier-than-first", 10, [100, 50], Counts(1, late=1), 100, 100),
+    # unnumbered payloads are counted apart and change nothing else
+    ("unnumbered-only", 100, [None, None], Counts(0, unnumbered=2), None, None),
+    ("unnumbered-mixed", 100, [None, 0, None, 1], Counts(2, unnumbered=2), 0, 1),
+    ("unnumbered-in-gap", 100, [0, None, 2], Counts(2, unnumbered=1, gaps=1), 0, 2),
+    # beyond the window
+    ("seen-long-ago", 10, [*range(31), 5], Counts(31, late=1), 0, 30),
+    ("huge-jump", 10, [0, 1000], Counts(2, gaps=999), 0, 1000),
+    ("huge-jump-2**40", 64, [0, 2**40], Counts(2, gaps=2**40 - 1), 0, 2**40),
+    ("steady-loss", 4, list(range(0, 100, 3)), Counts(34, gaps=66), 0, 99),
+    # a hole just behind the highest, after a jump beyond the window: still a hole, so its
+    # arrival fills it (reordered), it is not a duplicate
+    ("huge-jump-then-recent-hole", 10, [0, 1000, 995], Counts(3, reordered=1, gaps=998), 0, 1000),
+    ("jump-then-recent-hole", 10, [0, 5, 20, 17], Counts(4, reordered=1, gaps=17), 0, 20),
+    # a hole far behind the highest after a jump: given up, its arrival is late
+    ("huge-jump-then-ancient-hole", 10, [0, 1000, 3], Counts(2, late=1, gaps=999), 0, 1000),
+    # earlier than the first, but more than the window behind the highest: late, not new
+    ("earlier-than-first-beyond-window", 10, [100, 110, 91], Counts(2, late=1, gaps=9), 100, 110),
+]
+
+
+@pytest.mark.parametrize(
+    ("window", "stream", "expected", "first", "highest"),
+    [pytest.param(*row[1:], id=row[0]) for row in CASES],
+)
+def test_tracker(
+    window: int,
+    stream: list[int | None],
+    expected: Counts,
+    first: int | None,
+    highest: int | None,
+) -> None:
+    tracker = track(stream, window)
+    assert counts(tracker) == expected
+    assert (tracker.first, tracker.highest) == (first, highest)
+    assert tracker.window == window
+
+
+# Streams that stress the window: (id, window, stream)
+BOUNDED: list[tuple[str, int, list[int | None]]] = [
+    ("one-huge-jump", 100, [0, 10**9]),
+    ("repeated-jumps", 16, [i * 50 for i in range(40)]),
+    ("every-other", 16, list(range(0, 1000, 2))),
+    ("jump-short-of-window", 16, [i * 15 for i in range(100)]),
+    ("earlier-than-first-after-jump", 10, [100, 110, 91]),
+    ("earlier-than-first-twice", 10, [100, 110, 91, 82, 73]),
+]
+
+
+@pytest.mark.parametrize(
+    ("window", "stream"), [pytest.param(*row[1:], id=row[0]) for row in BOUNDED]
+)
+def test_memory_is_bounded_by_the_window(window: int, stream: list[int | None]) -> None:
+    tracker = SequenceTracker(window=window)
+    for sequence in stream:
+        tracker.add(sequence)
+        assert len(tracker._missing) <= window, (sequence, sorted(tracker._missing))
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("window", [4, 64, 1000])
+def test_losses_only_add_up(seed: int, window: int) -> None:
+    # With numbers that only grow, every number from first to highest either arrived or is a
+    # gap, whatever the window.
+    rng = random.Random(seed)
+    stream = [0]
+    for _ in range(300):
+        stream.append(stream[-1] + rng.choice([1, 1, 1, 2, 5, window + 3, 3 * window]))
+    tracker = track(list(stream), window)
+    assert tracker.first == 0
+    assert tracker.highest == stream[-1]
+    assert tracker.unique == len(stream)
+    assert tracker.unique + tracker.gaps == stream[-1] + 1
+    assert (tracker.duplicates, tracker.reordered, tracker.late) == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# The payload header: 64-bit big-endian sequence number at the start
+
+# (sequence, size, payload)
+PACK: list[tuple[int, int, bytes]] = [
+    (0, 8, bytes(8)),
+    (1, 8, b"\x00\x00\x00\x00\x00\x00\x00\x01"),
+    (258, 10, b"\x00\x00\x00\x00\x00\x00\x01\x02\x00\x00"),
+    (1, 12, b"\x00\x00\x00\x00\x00\x00\x00\x01" + bytes(4)),
+    (2**64 - 1, 8, b"\xff" * 8),
+    (2**56, 9, b"\x01" + bytes(7) + b"\x00"),
+    (5, 0, b"\x00\x00\x00\x00\x00\x00\x00\x05"),  # at least the 8-byte header
+    (5, 3, b"\x00\x00\x00\x00\x00\x00\x00\x05"),
+]
+
+
+@pytest.mark.parametrize(("sequence", "size", "payload"), PACK)
+def test_pack_sequence(sequence: int, size: int, payload: bytes) -> None:
+    assert pack_sequence(sequence, size) == payload
+    assert unpack_sequence(payload) == sequence
+
+
+@pytest.mark.parametrize("size", [8, 9, 64, 1400, 65507])
+@pytest.mark.parametrize("sequence", [0, 1, 255, 256, 2**32, 2**63, 2**64 - 1])
+def test_sequence_round_trip(sequence: int, size: int) -> None:
+    payload = pack_sequence(sequence, size)
+    assert len(payload) == size
+    assert unpack_sequence(payload) == sequence
+
+
+# (payload, sequence or None)
+UNPACK: list[tuple[bytes, int | None]] = [
+    (b"", None),
+    (b"\x01", None),
+    (bytes(7), None),  # one byte short of the header
+    (bytes(8), 0),
+    (b"\x00" * 7 + b"\x2a" + b"trailing data", 42),
+    (b"\x80" + bytes(7), 2**63),
+]
+
+
+@pytest.mark.parametrize(("payload", "sequence"), UNPACK)
+def test_unpack_sequence(payload: bytes, sequence: int | None) -> None:
+    assert SEQUENCE_HEADER.size == 8
+    assert unpack_sequence(payload) == sequence
+
+
+def test_unpacked_payloads_feed_the_tracker() -> None:
+    tracker = SequenceTracker()
+    for payload in [pack_sequence(0, 16), b"short", pack_sequence(2, 16), pack_sequence(1, 8)]:
+        tracker.add(unpack_sequence(payload))
+    assert counts(tracker) == Counts(3, reordered=1, unnumbered=1)
