@@ -537,6 +537,28 @@ def _buffered(transport: asyncio.DatagramTransport) -> int:
     return size
 
 
+def _validate_loopback(loopback: object) -> bool:
+    if not isinstance(loopback, bool):
+        raise InvalidArgumentError(
+            f"loopback must be True or False, not {show(loopback)}", value=loopback
+        )
+    return loopback
+
+
+def _receive_args(
+    groups: GroupLike | Iterable[GroupLike] | None,
+    port: object,
+    family: object,
+    queue_size: object,
+    overflow: object,
+) -> tuple[list[Group], Family, int, int, Overflow]:
+    group_list = _groups(groups)
+    fam = _family_of(group_list, family)
+    bind_port = validate_port(port, allow_zero=True)
+    size, policy = _validate_queue(queue_size, overflow)
+    return group_list, fam, bind_port, size, policy
+
+
 def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow]:
     if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
         raise InvalidArgumentError(
@@ -637,10 +659,9 @@ def open_receiver(
 
     Returns an Opener: ``rx = await open_receiver(...)`` or ``async with open_receiver(...) as rx``.
     """
-    group_list = _groups(groups)
-    fam = _family_of(group_list, family)
-    bind_port = validate_port(port, allow_zero=True)
-    size, policy = _validate_queue(queue_size, overflow)
+    group_list, fam, bind_port, size, policy = _receive_args(
+        groups, port, family, queue_size, overflow
+    )
     return Opener(
         lambda: _open(
             Receiver,
@@ -683,10 +704,7 @@ def open_sender(
     target = Group(group)
     dport = validate_port(port, allow_zero=False)
     hops = validate_ttl(ttl)
-    if not isinstance(loopback, bool):
-        raise InvalidArgumentError(
-            f"loopback must be True or False, not {loopback!r}", value=loopback
-        )
+    loop_on = _validate_loopback(loopback)
     return Opener(
         lambda: _open(
             Sender,
@@ -701,7 +719,7 @@ def open_sender(
             bind_address=None,
             sock=sock,
             ttl=hops,
-            loopback=loopback,
+            loopback=loop_on,
             destination=(target, dport),
         )
     )
@@ -727,15 +745,11 @@ def open_endpoint(
     those of open_receiver and open_sender. With ``port`` 0 the endpoint sends to the port it
     was given by the kernel.
     """
-    group_list = _groups(groups)
-    fam = _family_of(group_list, family)
-    bind_port = validate_port(port, allow_zero=True)
-    size, policy = _validate_queue(queue_size, overflow)
+    group_list, fam, bind_port, size, policy = _receive_args(
+        groups, port, family, queue_size, overflow
+    )
     hops = validate_ttl(ttl)
-    if not isinstance(loopback, bool):
-        raise InvalidArgumentError(
-            f"loopback must be True or False, not {loopback!r}", value=loopback
-        )
+    loop_on = _validate_loopback(loopback)
 
     async def factory() -> Endpoint:
         endpoint = await _open(
@@ -751,7 +765,7 @@ def open_endpoint(
             bind_address=bind_address,
             sock=sock,
             ttl=hops,
-            loopback=loopback,
+            loopback=loop_on,
             destination=None,
         )
         if group_list:

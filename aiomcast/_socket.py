@@ -161,15 +161,19 @@ def set_ttl(sock: socket.socket, family: Family, ttl: int) -> None:
         _apply(sock, ttl_option(family, ttl))
 
 
+def _get_int(sock: socket.socket, family: Family, v4: int, v6: int, operation: str) -> int:
+    with os_errors(operation):
+        if family is Family.IPV4:
+            raw = sock.getsockopt(IPPROTO_IP, v4, 4)
+        else:
+            raw = sock.getsockopt(IPPROTO_IPV6, v6, 4)
+    return decode_int_option(raw)
+
+
 def get_ttl(sock: socket.socket, family: Family) -> int:
     """Read the multicast TTL / hop limit from the kernel."""
     numbers = option_numbers()
-    with os_errors("get TTL"):
-        if family is Family.IPV4:
-            raw = sock.getsockopt(IPPROTO_IP, numbers.ip_multicast_ttl, 4)
-        else:
-            raw = sock.getsockopt(IPPROTO_IPV6, numbers.ipv6_multicast_hops, 4)
-    return decode_int_option(raw)
+    return _get_int(sock, family, numbers.ip_multicast_ttl, numbers.ipv6_multicast_hops, "get TTL")
 
 
 def set_loopback(sock: socket.socket, family: Family, on: bool) -> None:
@@ -181,12 +185,11 @@ def set_loopback(sock: socket.socket, family: Family, on: bool) -> None:
 def get_loopback(sock: socket.socket, family: Family) -> bool:
     """Read the multicast loopback setting from the kernel."""
     numbers = option_numbers()
-    with os_errors("get loopback"):
-        if family is Family.IPV4:
-            raw = sock.getsockopt(IPPROTO_IP, numbers.ip_multicast_loop, 4)
-        else:
-            raw = sock.getsockopt(IPPROTO_IPV6, numbers.ipv6_multicast_loop, 4)
-    return bool(decode_int_option(raw))
+    return bool(
+        _get_int(
+            sock, family, numbers.ip_multicast_loop, numbers.ipv6_multicast_loop, "get loopback"
+        )
+    )
 
 
 def set_interface(sock: socket.socket, family: Family, interface: Interface | None) -> None:
