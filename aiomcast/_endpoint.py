@@ -604,7 +604,7 @@ async def _open(
         if bind_port is not None:
             bound = raw.getsockname()[1] if not owned else 0
             if not bound:
-                _socket.bind(raw, family, bind_port, bind_address, reuse=reuse)
+                _socket.bind(raw, family, bind_port, bind_address, reuse=reuse, interface=iface)
         if ttl is not None:
             _socket.set_ttl(raw, family, ttl)
         if loopback is not None:

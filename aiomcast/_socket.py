@@ -11,8 +11,8 @@ import socket
 from collections.abc import Iterator
 
 from ._address import Family, Group
-from ._errors import InvalidSocketError, KernelError
-from ._interfaces import Interface
+from ._errors import InvalidArgumentError, InvalidSocketError, KernelError
+from ._interfaces import Interface, resolve_interface
 from ._options import (
     IPPROTO_IP,
     IPPROTO_IPV6,
@@ -106,6 +106,28 @@ def adopt_socket(sock: object, family: Family | None) -> tuple[socket.socket, Fa
     return sock, sock_family
 
 
+def _bind_scope(address: str, interface: Interface | None) -> tuple[str, int]:
+    # An IPv6 address whose scope is the link or the interface (fe80::/10, ff01/ff02 and their
+    # flagged forms) can only be bound with a scope id: Linux refuses it with EINVAL otherwise.
+    text, _, zone = address.partition("%")
+    try:
+        parsed = ipaddress.IPv6Address(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"bind address {address!r} is not an IPv6 address", value=address
+        ) from None
+    scoped = parsed.is_link_local or (parsed.is_multicast and (parsed.packed[1] & 0x0F) <= 0x2)
+    if not scoped:
+        return text, 0
+    if zone:
+        return text, resolve_interface(zone, Family.IPV6).index
+    if interface is not None:
+        return text, interface.index
+    raise InvalidArgumentError(
+        f"bind address {address!r} is link-scoped: give an interface (or a %zone)", value=address
+    )
+
+
 def bind(
     sock: socket.socket,
     family: Family,
@@ -113,13 +135,15 @@ def bind(
     address: str | None,
     *,
     reuse: bool,
+    interface: Interface | None = None,
 ) -> None:
     """Prepare ``sock`` to receive multicast on ``port`` and bind it.
 
     With ``reuse`` several receivers on one host share the port (SO_REUSEADDR, plus SO_REUSEPORT
     on the BSDs and macOS, where SO_REUSEADDR alone does not let multicast receivers share).
     On Linux IP_MULTICAST_ALL / IPV6_MULTICAST_ALL are turned off so that a wildcard-bound
-    socket receives only the groups it joined itself.
+    socket receives only the groups it joined itself. A link-scoped IPv6 ``address`` is bound
+    with the scope id of ``interface`` (or of its ``%zone``).
     """
     with os_errors("setsockopt(SO_REUSEADDR)"):
         if reuse:
@@ -131,10 +155,15 @@ def bind(
     if option is not None:
         with contextlib.suppress(OSError):  # kernels before 4.20 lack IPV6_MULTICAST_ALL
             _apply(sock, option)
-    host = address if address is not None else ("0.0.0.0" if family is Family.IPV4 else "::")
-    where = f"[{host}]:{port}" if family is Family.IPV6 else f"{host}:{port}"
+    target: tuple[str, int] | tuple[str, int, int, int]
+    if family is Family.IPV4:
+        host = address if address is not None else "0.0.0.0"
+        target, where = (host, port), f"{host}:{port}"
+    else:
+        host, scope_id = _bind_scope(address, interface) if address is not None else ("::", 0)
+        target, where = (host, port, 0, scope_id), f"[{host}]:{port}"
     with os_errors(f"bind({where})"):
-        sock.bind((host, port))
+        sock.bind(target)
 
 
 def _ifaddr(interface: Interface | None) -> ipaddress.IPv4Address | None:

@@ -48,8 +48,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number greater than 0")
     return value
 
 
@@ -141,7 +141,7 @@ async def _listen(args: argparse.Namespace) -> int:
     port = validate_port(args.port, allow_zero=False)
     iface = resolve_interface(args.interface, group.family) if args.interface else None
     if args.queue < 1:
-        raise InvalidArgumentError("--queue must be at least 1", value=args.queue)
+        raise InvalidArgumentError(f"--queue {args.queue} must be at least 1", value=args.queue)
     stop = _stop_event()
     tracker = SequenceTracker()
     loop = asyncio.get_running_loop()
@@ -152,11 +152,16 @@ async def _listen(args: argparse.Namespace) -> int:
     # Bound to the group address, the socket receives only datagrams sent to the group, so
     # "group" in --json is known, not guessed. Membership on one interface (with
     # IP_MULTICAST_ALL off) makes "interface" known too.
+    # A link-scoped IPv6 group can be bound only with an interface (scope id); without one the
+    # socket binds the wildcard address and "group" stays null (not known for certain).
+    needs_scope = group.family is Family.IPV6 and group.is_link_local
+    bound_group = None if needs_scope and iface is None and group.zone is None else str(group)
     async with open_receiver(
-        group, port, interface=iface, bind_address=str(group.address), queue_size=args.queue
+        group, port, interface=iface, bind_address=bound_group, queue_size=args.queue
     ) as rx:
         print(f"joined {group} on {_joined_on(group, iface)}", file=sys.stderr, flush=True)
         iface_name = iface.name if iface is not None else None
+        known_group = str(group.address) if bound_group is not None else None
         stopper = asyncio.ensure_future(stop.wait())
         try:
             while not args.count or count < args.count:
@@ -191,7 +196,7 @@ async def _listen(args: argparse.Namespace) -> int:
                         {
                             "source": datagram.source,
                             "source_port": datagram.source_port,
-                            "group": datagram.group or str(group),
+                            "group": datagram.group or known_group,
                             "interface": datagram.interface or iface_name,
                             "ttl": datagram.ttl,
                             "size": len(datagram.payload),
@@ -271,7 +276,8 @@ async def _send(args: argparse.Namespace) -> int:
     else:
         where = tx.interface.name if tx.interface is not None else "the default interface"
         print(
-            f"sent {stats.sent} datagrams to {group}:{port} with ttl {ttl} on {where}",
+            f"sent {stats.sent} datagram{'' if stats.sent == 1 else 's'} to {group}:{port} "
+            f"with ttl {ttl} on {where}",
             file=sys.stderr,
         )
     return EXIT_OK
@@ -333,7 +339,9 @@ async def _demo_family(group_text: str, iface: Interface, count: int) -> bool:
 
 async def _demo(args: argparse.Namespace) -> int:
     if args.count < 1:
-        raise InvalidArgumentError("--count must be at least 1 for the demo", value=args.count)
+        raise InvalidArgumentError(
+            f"--count {args.count} must be at least 1 for the demo", value=args.count
+        )
     plans: list[tuple[str, Interface]] = []
     if args.interface is None:
         lo = resolve_interface("127.0.0.1", Family.IPV4)

@@ -468,3 +468,18 @@ async def test_transport_lost_underneath_is_a_broken_endpoint(link: Link) -> Non
     await rx.aclose()
     with pytest.raises(aiomcast.EndpointClosedError):
         await rx.receive()
+
+
+async def test_bind_to_the_group_address(link: Link) -> None:
+    # Bound to the group, the socket receives only datagrams sent to that group. A
+    # link-scoped IPv6 group is bound with the interface's scope id (Linux refuses it without).
+    async with aiomcast.open_receiver(
+        link.group, 0, interface=link.interface, bind_address=link.group
+    ) as rx:
+        assert rx.local_address[0] == link.group
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            await tx.send(b"bound")
+            assert [d.payload for d in await collect(rx, 1)] == [b"bound"]
+    if link.family == "ipv6":
+        with pytest.raises(aiomcast.InvalidArgumentError, match="link-scoped"):
+            await aiomcast.open_receiver(link.group, 0, bind_address=link.group)

@@ -1,0 +1,454 @@
+"""The ``aiomcast`` command line, run as a subprocess.
+
+Everything runs on the loopback interface (lo, 127.0.0.1, IPv4), so these tests also run
+without root; the tests that need a namespace without routes or a veth pair (IPv6) build them
+with ``aiomcast.lab`` and need root. Seed facts are named as ``seed Sn``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import signal
+import time
+
+import pytest
+
+from aiomcast import lab
+from tests.conftest import LOOPBACK_V4
+from tests.helpers import received_ttl, ttl_probe
+from tests.processes import AIOMCAST, SCRIPT, Result, background, free_port, run
+
+LO = ("--interface", "lo")
+JSON_KEYS = {"source", "source_port", "group", "interface", "ttl", "size", "payload"}
+STATS_KEYS = {"received", "bytes", "dropped", "gaps", "duplicates", "reordered", "elapsed", "pps"}
+
+
+def cli(*args: str) -> list[str]:
+    return [*AIOMCAST, *args]
+
+
+def assert_one_error_line(result: Result, status: int) -> str:
+    assert result.returncode == status, result
+    assert "Traceback" not in result.stderr
+    assert len(result.err_lines) == 1, result.stderr
+    return result.err_lines[0]
+
+
+# -- demo, interfaces, both entry points ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[*AIOMCAST, "demo"], [SCRIPT, "demo", "--interface", "lo"]],
+    ids=["python-m", "console-script"],
+)
+def test_demo_exits_0_and_shows_what_happened(argv: list[str]) -> None:
+    # seed S1, S6: every datagram sent to the group reaches the member, on lo.
+    result = run(argv)
+    assert result.returncode == 0, result
+    out = result.stdout
+    assert "IPv4: group 239.255.77.77 on lo" in out
+    for n in range(1, 6):
+        assert f"sent     'hello multicast #{n}' (18 bytes, ttl 1)" in out
+        assert f"received 'hello multicast #{n}' from 127.0.0.1:" in out
+    assert "counters: receiver received=5 delivered=5 dropped=0; sender sent=5 errors=0" in out
+    assert "ok: 5 of 5 datagrams arrived through async for" in out
+    assert "IPv6" not in out  # lo does not carry IPv6 multicast: the demo leaves it out
+
+
+def test_demo_count() -> None:
+    result = run(cli("demo", "--count", "2"))
+    assert result.returncode == 0, result
+    assert "counters: receiver received=2 delivered=2 dropped=0; sender sent=2" in result.stdout
+    assert "'hello multicast #3'" not in result.stdout
+
+
+def test_interfaces_lists_loopback() -> None:
+    result = run(cli("interfaces"))
+    assert result.returncode == 0, result
+    lo_lines = [line for line in result.out_lines if line.split()[1:2] == ["lo"]]
+    assert len(lo_lines) == 1, result.stdout
+    assert "127.0.0.1" in lo_lines[0].split()
+    assert "LOOPBACK" in lo_lines[0]
+    assert "UP" in lo_lines[0].split()[2].split(",")
+
+
+def test_interfaces_json() -> None:
+    result = run(cli("interfaces", "--json"))
+    assert result.returncode == 0, result
+    assert len(result.out_lines) == 1  # one JSON array
+    items = json.loads(result.stdout)
+    assert isinstance(items, list)
+    for item in items:
+        assert set(item) == {
+            "name",
+            "index",
+            "ipv4",
+            "ipv6",
+            "up",
+            "running",
+            "multicast",
+            "loopback",
+        }
+    (lo,) = [item for item in items if item["name"] == "lo"]
+    assert "127.0.0.1" in lo["ipv4"]
+    assert lo["loopback"] is True
+    assert lo["up"] is True
+    assert isinstance(lo["index"], int)
+    assert lo["index"] > 0
+    assert lo["multicast"] is False  # Linux's lo lacks IFF_MULTICAST (it carries IPv4 anyway)
+
+
+def test_console_script_is_python_m() -> None:
+    by_module = run(cli("interfaces", "--json"))
+    by_script = run([SCRIPT, "interfaces", "--json"])
+    assert by_script.returncode == by_module.returncode == 0
+    assert json.loads(by_script.stdout) == json.loads(by_module.stdout)
+    bad = run([SCRIPT, "listen", "10.0.0.1", "5000", *LO])
+    assert assert_one_error_line(bad, 2) == assert_one_error_line(
+        run(cli("listen", "10.0.0.1", "5000", *LO)), 2
+    )
+
+
+# -- listen and send ---------------------------------------------------------------------------
+
+
+def test_listen_send_round_trip_json() -> None:
+    # seed S1, S6: datagrams sent to the group arrive at the member, one JSON object each.
+    group, port = "239.255.88.1", free_port()
+    listen = cli("listen", group, str(port), *LO, "--json", "--count", "3", "--duration", "4")
+    with background(listen, ready="joined") as rx:
+        assert rx.ready_line == f"joined {group} on lo\n"
+        sent = run(
+            cli(
+                "send",
+                group,
+                str(port),
+                *LO,
+                "--count",
+                "3",
+                "--rate",
+                "0",
+                "--message",
+                "hi there",
+            )
+        )
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    assert sent.err_lines == [f"sent 3 datagrams to {group}:{port} with ttl 1 on lo"]
+    assert got.returncode == 0, got
+    records = [json.loads(line) for line in got.out_lines]
+    assert len(records) == 3
+    for record in records:
+        assert set(record) == JSON_KEYS
+        assert record["group"] == group
+        assert record["interface"] == "lo"
+        assert record["source"] == "127.0.0.1"
+        assert record["ttl"] is None  # not known on this receive path: null, not guessed
+        assert record["size"] == len(b"hi there")
+        assert bytes.fromhex(record["payload"]) == b"hi there"
+        assert isinstance(record["source_port"], int)
+        assert 0 < record["source_port"] < 65536
+    assert len({r["source_port"] for r in records}) == 1  # one sending socket
+
+
+def test_listen_text_output_and_sized_payloads() -> None:
+    group, port = "239.255.88.2", free_port()
+    listen = cli("listen", group, str(port), *LO, "--count", "2", "--duration", "4")
+    with background(listen, ready="joined") as rx:
+        run(cli("send", group, str(port), *LO, "--message", "plain text"))
+        run(cli("send", group, str(port), *LO, "--size", "10"))
+        got = rx.finish()
+    assert got.returncode == 0, got
+    text, sized = got.out_lines
+    assert re.fullmatch(
+        rf"127\.0\.0\.1:\d+ -> {re.escape(group)}:{port} 10 bytes 'plain text'", text
+    )
+    # --size: the payload starts with its sequence number, 0, as unsigned 64-bit big-endian.
+    assert sized.endswith(f"{group}:{port} 10 bytes " + "00" * 10)
+
+
+def test_stats_for_a_fast_burst_of_sized_datagrams() -> None:
+    group, port = "239.255.88.3", free_port()
+    listen = cli("listen", group, str(port), *LO, "--stats", "--idle", "0.5", "--duration", "5")
+    with background(listen, ready="joined") as rx:
+        sent = run(
+            cli(
+                "send",
+                group,
+                str(port),
+                *LO,
+                "--size",
+                "64",
+                "--count",
+                "200",
+                "--rate",
+                "0",
+                "--stats",
+            )
+        )
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    (sent_line,) = sent.out_lines
+    tx = json.loads(sent_line)
+    assert {"sent", "elapsed", "pps"} <= set(tx)
+    assert tx["sent"] == 200
+    assert tx["bytes"] == 200 * 64
+    assert tx["elapsed"] >= 0
+    assert tx["pps"] >= 0
+    assert got.returncode == 0, got
+    (stats_line,) = got.out_lines
+    stats = json.loads(stats_line)
+    assert set(stats) == STATS_KEYS
+    assert stats["received"] == 200
+    assert stats["bytes"] == 200 * 64
+    losses = (stats["dropped"], stats["gaps"], stats["duplicates"], stats["reordered"])
+    assert losses == (0, 0, 0, 0)
+    assert stats["elapsed"] >= 0
+    assert stats["pps"] >= 0
+
+
+def test_listen_stops_after_count() -> None:
+    group, port = "239.255.88.4", free_port()
+    listen = cli("listen", group, str(port), *LO, "--json", "--count", "2", "--duration", "8")
+    with background(listen, ready="joined") as rx:
+        started = time.monotonic()
+        run(cli("send", group, str(port), *LO, "--count", "5", "--rate", "0"))
+        got = rx.finish()
+        took = time.monotonic() - started
+    assert got.returncode == 0, got
+    assert len(got.out_lines) == 2
+    assert took < 4  # stopped by --count, long before --duration
+
+
+def test_listen_stops_after_duration() -> None:
+    group, port = "239.255.88.5", free_port()
+    started = time.monotonic()
+    result = run(cli("listen", group, str(port), *LO, "--duration", "0.5"))
+    took = time.monotonic() - started
+    assert result.returncode == 0, result
+    assert result.stdout == ""
+    assert result.err_lines == [f"joined {group} on lo"]
+    assert 0.5 <= took < 4
+
+
+def test_listen_idle_counts_from_the_first_datagram() -> None:
+    group, port = "239.255.88.6", free_port()
+    listen = cli("listen", group, str(port), *LO, "--json", "--idle", "0.4", "--duration", "8")
+    with background(listen, ready="joined") as rx:
+        time.sleep(0.8)
+        assert rx.running  # no datagram yet: idle time has not started
+        run(cli("send", group, str(port), *LO))
+        sent_at = time.monotonic()
+        got = rx.finish()
+        took = time.monotonic() - sent_at
+    assert got.returncode == 0, got
+    assert len(got.out_lines) == 1
+    assert 0.3 <= took < 4  # stopped by --idle, long before --duration
+
+
+TTL_CASES = [
+    (("--scope", "host"), 0),  # seed S8: TTL 0 reaches members on this host
+    (("--scope", "subnet"), 1),
+    (("--scope", "site"), 32),
+    (("--scope", "region"), 64),
+    (("--scope", "continent"), 128),
+    (("--scope", "unrestricted"), 255),
+    (("--ttl", "7"), 7),
+    (("--ttl", "site"), 32),
+    ((), 1),  # seed S7: TTL 1 by default
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "ttl"), TTL_CASES, ids=[" ".join(c[0]) or "default" for c in TTL_CASES]
+)
+def test_send_ttl_and_scope(option: tuple[str, ...], ttl: int) -> None:
+    # seed S7, S9: the TTL set by --ttl or by scope name is the one the datagram carries.
+    group, port = "239.255.88.7", free_port()
+    with ttl_probe(LOOPBACK_V4, group, port) as probe:
+        sent = run(cli("send", group, str(port), *LO, *option, "--message", "ttl?"))
+        assert sent.returncode == 0, sent
+        (said,) = sent.err_lines
+        assert said.endswith(f" to {group}:{port} with ttl {ttl} on lo")
+        assert received_ttl(probe) == (b"ttl?", ttl)
+
+
+def test_send_rate_paces_datagrams() -> None:
+    group, port = "239.255.88.8", free_port()
+    result = run(cli("send", group, str(port), *LO, "--count", "10", "--rate", "20", "--stats"))
+    assert result.returncode == 0, result
+    stats = json.loads(result.stdout)
+    assert stats["sent"] == 10
+    assert stats["elapsed"] >= 0.4  # 9 intervals of 1/20 s
+
+
+# -- bad input and failures ----------------------------------------------------------------
+
+G, P = "239.255.88.9", "5000"
+BAD_INPUT = [
+    (["listen", "10.0.0.1", P, *LO], "'10.0.0.1'"),
+    (["listen", "224.0.0.0", P, *LO], "'224.0.0.0'"),
+    (["send", "240.0.0.1", P, *LO], "'240.0.0.1'"),
+    (["listen", "ff02::1:zz", P, *LO], "'ff02::1:zz'"),
+    (["send", "not-an-ip", P, *LO], "'not-an-ip'"),
+    (["send", G, "0", *LO], "port 0"),
+    (["listen", G, "-1", *LO], "port -1"),
+    (["send", G, "-1", *LO], "port -1"),
+    (["listen", G, "70000", *LO], "port 70000"),
+    (["send", G, "70000", *LO], "port 70000"),
+    (["send", G, "http", *LO], "'http'"),
+    (["send", G, P, *LO, "--ttl", "-1"], "TTL -1"),
+    (["send", G, P, *LO, "--ttl", "256"], "TTL 256"),
+    (["send", G, P, *LO, "--ttl", "x"], "'x'"),
+    (["send", G, P, *LO, "--scope", "galaxy"], "'galaxy'"),
+    (["listen", G, P, "--interface", "nope0"], "'nope0'"),
+    (["send", G, P, "--interface", "nope0"], "'nope0'"),
+    (["listen", "ff12::a10c:1", P, *LO], "'lo'"),  # no IPv6 multicast on lo
+    (["send", "ff12::a10c:1", P, *LO], "'lo'"),
+    (["listen", G, P, *LO, "--count", "-3"], "'-3'"),
+    (["listen", G, P, *LO, "--duration", "0"], "'0'"),
+    (["listen", G, P, *LO, "--idle", "soon"], "'soon'"),
+    (["send", G, P, *LO, "--size", "4"], "--size 4"),
+    (["send", G, P, *LO, "--rate", "-1"], "--rate -1"),
+    (["send", G, P, *LO, "--size", "70000"], "70000"),  # more than one UDP datagram holds
+    (["send", G, P, *LO, "--ttl", "1", "--scope", "site"], "--scope"),
+    (["demo", "--interface", "nope0"], "'nope0'"),
+    (["frobnicate"], "'frobnicate'"),
+    ([], "command"),
+    (["listen"], "group, port"),
+    (["send", G], "port"),
+    (["listen", G, P, *LO, "--json", "--stats"], "--stats"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_exits_2_with_one_line(args: list[str], named: str) -> None:
+    result = run(cli(*args))
+    line = assert_one_error_line(result, 2)
+    assert line.startswith("aiomcast: error: ")
+    assert named in line
+    assert result.stdout == ""
+
+
+def test_listen_without_route_fails_with_enodev(netlab: lab.Lab) -> None:
+    # A fresh namespace has lo and no route for 224.0.0.0/4: the kernel cannot choose an
+    # interface for the join (ENODEV), a runtime failure, not bad input.
+    host = netlab.host("x")
+    result = run(host.command(*cli("listen", "239.1.1.1", "5000", "--duration", "2")))
+    line = assert_one_error_line(result, 1)
+    assert "ENODEV" in line or "No such device" in line
+    assert line.startswith("aiomcast: listen failed: ")
+    assert result.stdout == ""
+
+
+def test_listen_without_interface_joins_where_the_route_points(netlab: lab.Lab) -> None:
+    # With no --interface the kernel picks the interface by route; "joined" names it.
+    x, y = netlab.host("x"), netlab.host("y")
+    ends = netlab.link(x, y)
+    x.ip("route", "add", "224.0.0.0/4", "dev", ends.a_name)
+    result = run(x.command(*cli("listen", "239.1.1.1", "5000", "--duration", "0.3")))
+    assert result.returncode == 0, result
+    assert result.err_lines == [f"joined 239.1.1.1 on {ends.a_name}"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_listen_with_stats(signum: int) -> None:
+    group, port = "239.255.88.10", free_port()
+    listen = cli("listen", group, str(port), *LO, "--stats", "--duration", "20")
+    with background(listen, ready="joined") as rx:
+        sent = run(
+            cli("send", group, str(port), *LO, "--size", "32", "--count", "5", "--rate", "0")
+        )
+        assert sent.returncode == 0, sent
+        time.sleep(0.3)  # let the listener read them
+        assert rx.running
+        rx.send_signal(signum)
+        got = rx.finish()
+    assert got.returncode == 0, got
+    assert "Traceback" not in got.stderr
+    (line,) = got.out_lines
+    stats = json.loads(line)
+    assert set(stats) == STATS_KEYS
+    assert (stats["received"], stats["bytes"], stats["gaps"]) == (5, 5 * 32, 0)
+
+
+def test_sigint_stops_endless_send_with_stats() -> None:
+    group, port = "239.255.88.11", free_port()
+    endless = cli("send", group, str(port), *LO, "--count", "0", "--rate", "200", "--stats")
+    with ttl_probe(LOOPBACK_V4, group, port) as probe, background(endless, ready=None) as tx:
+        assert received_ttl(probe) == (b"hello from aiomcast", 1)  # it is sending
+        time.sleep(0.3)
+        assert tx.running
+        tx.send_signal(signal.SIGINT)
+        got = tx.finish()
+    assert got.returncode == 0, got
+    assert "Traceback" not in got.stderr
+    (line,) = got.out_lines
+    stats = json.loads(line)
+    assert stats["sent"] >= 10  # about 60 in 0.3 s at 200 per second
+    assert stats["sent"] <= 200 * stats["elapsed"] + 1
+    assert stats["errors"] == 0
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        "ff15::a10c:77",  # site-local scope
+        "ff12::a10c:77",  # link-local scope: an address that needs an interface (scope id)
+    ],
+)
+def test_ipv6_round_trip_across_a_veth_pair(netlab: lab.Lab, group: str) -> None:
+    # seed S1, S2, S5: an IPv6 group (ff00::/8) sent from one host reaches a member on another.
+    a, b = netlab.host("a"), netlab.host("b")
+    ends = netlab.link(a, b)
+    port = "5077"
+    listen = b.command(
+        *cli(
+            "listen",
+            group,
+            port,
+            "--interface",
+            ends.b_name,
+            "--json",
+            "--count",
+            "2",
+            "--duration",
+            "5",
+        )
+    )
+    with background(listen, ready="joined") as rx:
+        assert rx.ready_line == f"joined {group} on {ends.b_name}\n"
+        sent = run(
+            a.command(
+                *cli(
+                    "send",
+                    group,
+                    port,
+                    "--interface",
+                    ends.a_name,
+                    "--count",
+                    "2",
+                    "--rate",
+                    "0",
+                    "--message",
+                    "over veth",
+                )
+            )
+        )
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    assert got.returncode == 0, got
+    shown = a.ip("-6", "addr", "show", "dev", ends.a_name).stdout
+    a_addresses = {ipaddress.IPv6Address(m) for m in re.findall(r"inet6 ([0-9a-f:]+)/", shown)}
+    records = [json.loads(line) for line in got.out_lines]
+    assert len(records) == 2
+    for record in records:
+        assert set(record) == JSON_KEYS
+        assert record["group"] == group
+        assert record["interface"] == ends.b_name
+        assert ipaddress.IPv6Address(record["source"]) in a_addresses
+        assert bytes.fromhex(record["payload"]) == b"over veth"
+        assert record["size"] == 9

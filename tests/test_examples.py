@@ -1,0 +1,142 @@
+"""The programs in examples/, run as subprocesses on the loopback interface (their default).
+
+The veth test (expanding-ring search across one hop) needs root. Seed facts are named as
+``seed Sn``.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+
+from aiomcast import lab
+from tests.processes import background, example, free_port, run
+
+
+def test_receiver_prints_what_sender_sends() -> None:
+    # seed S1, S6: datagrams sent to the group reach the member.
+    group, port = "239.255.99.1", str(free_port())
+    with background([*example("receiver"), group, port, "--count", "3"], ready="listening") as rx:
+        assert rx.ready_line == f"listening on {group}:{port} via lo\n"
+        sent = run(
+            [
+                *example("sender"),
+                group,
+                port,
+                "--count",
+                "3",
+                "--interval",
+                "0.05",
+                "--message",
+                "ping",
+                "--ttl",
+                "site",
+            ]
+        )
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    assert sent.out_lines == [f"sent 'ping #{n}' to {group}:{port} with ttl 32" for n in (1, 2, 3)]
+    assert got.returncode == 0, got
+    assert len(got.out_lines) == 3
+    for n, line in enumerate(got.out_lines, 1):
+        assert re.fullmatch(rf"127\.0\.0\.1:\d+ ping #{n}", line), line
+
+
+def test_examples_default_to_loopback_and_report_errors() -> None:
+    # Defaults: group 239.255.77.77 port 5077 on lo. A bad interface is one line, exit 1.
+    with background([*example("receiver"), "--count", "1"], ready="listening") as rx:
+        assert rx.ready_line == "listening on 239.255.77.77:5077 via lo\n"
+        sent = run([*example("sender"), "--count", "1"])
+        got = rx.finish()
+    assert sent.out_lines == ["sent 'hello, multicast #1' to 239.255.77.77:5077 with ttl 1"]
+    assert re.fullmatch(r"127\.0\.0\.1:\d+ hello, multicast #1", got.stdout.strip())
+    bad = run([*example("receiver"), "--interface", "nope0"])
+    assert bad.returncode == 1
+    assert len(bad.err_lines) == 1, bad.stderr
+    assert bad.err_lines[0].startswith("receiver: interface 'nope0' does not exist")
+    assert "Traceback" not in bad.stderr
+
+
+def test_chat_lines_reach_the_other_chat() -> None:
+    group, port = "239.255.99.2", str(free_port())
+
+    def chat(name: str) -> list[str]:
+        return [*example("chat"), group, port, "--name", name]
+
+    with (
+        background(chat("ada"), ready="chatting in", stdin=True) as ada,
+        background(chat("bob"), ready="chatting in", stdin=True) as bob,
+    ):
+        assert ada.ready_line == f"chatting in {group}:{port} via lo as ada; Ctrl-D ends\n"
+        ada.write("hello bob\n")
+        assert bob.read_line() == "ada> hello bob\n"
+        bob.write("hi ada, bye\n")
+        assert ada.read_line() == "bob> hi ada, bye\n"
+        ada_done = ada.finish()  # end of input ends the chat
+        bob_done = bob.finish()
+    assert ada_done.returncode == bob_done.returncode == 0
+    # Each chat hears its own lines (loopback, seed S14) but does not print them.
+    assert ada_done.stdout == "bob> hi ada, bye\n"
+    assert bob_done.stdout == "ada> hello bob\n"
+
+
+def test_ring_search_finds_a_responder_on_this_host_at_ttl_0() -> None:
+    # seed S8, S10: the TTL 0 query stays on this host but reaches its members, so a local
+    # responder is found at the first step.
+    group, port = "239.255.99.3", str(free_port())
+    responder = [*example("ring_search"), group, port, "--respond", "--name", "local-one"]
+    with background(responder, ready="answering queries") as rsp:
+        found = run([*example("ring_search"), group, port, "--wait", "0.5", "--max-ttl", "3"])
+        rsp.send_signal(signal.SIGINT)
+        answered = rsp.finish()
+    assert found.returncode == 0, found
+    assert re.fullmatch(
+        rf"found 'local-one' at TTL 0 \(127\.0\.0\.1:{port}\), after trying TTL 0",
+        found.stdout.strip(),
+    ), found.stdout
+    assert answered.returncode == 0, answered
+    assert re.fullmatch(r"answered 127\.0\.0\.1:\d+", answered.stdout.strip())
+
+
+def test_ring_search_without_responder_tries_every_ttl() -> None:
+    group, port = "239.255.99.4", str(free_port())
+    result = run([*example("ring_search"), group, port, "--wait", "0.2", "--max-ttl", "2"])
+    assert result.returncode == 1, result
+    assert result.err_lines == ["no responder within TTL 0-2"]
+    assert result.stdout == ""
+
+
+def test_ring_search_finds_a_neighbour_at_ttl_1(netlab: lab.Lab) -> None:
+    # seed S8, S10: a TTL 0 query is sent on no subnet; the responder one link away answers
+    # the TTL 1 query.
+    a, b = netlab.host("a"), netlab.host("b")
+    ends = netlab.link(a, b)
+    group, port = "239.255.99.5", "5079"
+    responder = b.command(
+        *example("ring_search"), group, port, "--respond", "--name", "b", "--interface", ends.b_name
+    )
+    with background(responder, ready="answering queries") as rsp:
+        found = run(
+            a.command(
+                *example("ring_search"),
+                group,
+                port,
+                "--wait",
+                "0.4",
+                "--max-ttl",
+                "4",
+                "--interface",
+                ends.a_name,
+            )
+        )
+        rsp.send_signal(signal.SIGINT)
+        answered = rsp.finish()
+    assert found.returncode == 0, found
+    assert found.stdout.strip() == (
+        f"found 'b' at TTL 1 ({ends.b_ipv4}:{port}), after trying TTL 0-1"
+    )
+    assert answered.returncode == 0, answered
+    assert answered.out_lines == [
+        line for line in answered.out_lines if line.startswith(f"answered {ends.a_ipv4}:")
+    ]
+    assert len(answered.out_lines) == 1  # only the TTL 1 query crossed the link
