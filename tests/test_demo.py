@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from aiomcast import lab
+from tests.processes import AIOMCAST, Result, run
+
+
+def _demo_in(net: lab.Lab, *, addresses: bool = True) -> Result:
+    host, peer = net.host("demo"), net.host("peer")
+    net.link(host, peer, ipv4=addresses, ipv6=addresses)
+    return run(host.command(*AIOMCAST, "demo", "--interface", "veth0"), timeout=30)
 
 
 def test_demo_on_an_interface_runs_both_families(netlab: lab.Lab) -> None:
-    host, peer = netlab.host("demo"), netlab.host("peer")
-    netlab.link(host, peer)
-    result = subprocess.run(
-        host.command(sys.executable, "-m", "aiomcast", "demo", "--interface", "veth0"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _demo_in(netlab)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "IPv4: group 239.255.77.77 on veth0" in result.stdout
     assert "IPv6: group ff12::a10c:77 on veth0" in result.stdout
@@ -25,16 +21,8 @@ def test_demo_on_an_interface_runs_both_families(netlab: lab.Lab) -> None:
 
 
 def test_demo_on_an_interface_without_addresses_is_bad_input(netlab: lab.Lab) -> None:
-    host, peer = netlab.host("bare"), netlab.host("peer")
-    netlab.link(host, peer, ipv4=False, ipv6=False)
-    result = subprocess.run(
-        host.command(sys.executable, "-m", "aiomcast", "demo", "--interface", "veth0"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _demo_in(netlab, addresses=False)
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0
+    assert len(result.err_lines) == 1
     assert "veth0" in result.stderr
     assert "Traceback" not in result.stderr

@@ -8,13 +8,13 @@ stray membership report or datagram would go. tcpdump on the uplink sees nothing
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
 
 from aiomcast import lab
 from tests.helpers import require_root
+from tests.processes import AIOMCAST, run
 
 
 def _capture(host: lab.Host, interface: str) -> subprocess.Popen[str]:
@@ -59,13 +59,7 @@ def test_demo_sends_nothing_out_of_the_uplink(uplinked: lab.Host) -> None:
     # addresses (solicited-node groups) for about a second: let them pass first.
     time.sleep(3)
     capture = _capture(uplinked, "veth0")
-    demo = subprocess.run(
-        uplinked.command(sys.executable, "-m", "aiomcast", "demo"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    demo = run(uplinked.command(*AIOMCAST, "demo"), timeout=30)
     seen = _stop(capture)
     assert demo.returncode == 0, demo.stderr
     assert "5 of 5 datagrams arrived" in demo.stdout
@@ -74,13 +68,7 @@ def test_demo_sends_nothing_out_of_the_uplink(uplinked: lab.Host) -> None:
 
 def test_positive_control_default_route_is_captured(uplinked: lab.Host) -> None:
     capture = _capture(uplinked, "veth0")
-    send = subprocess.run(
-        uplinked.command(sys.executable, "-m", "aiomcast", "send", "239.1.1.1", "5000"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    send = run(uplinked.command(*AIOMCAST, "send", "239.1.1.1", "5000"), timeout=30)
     seen = _stop(capture)
     assert send.returncode == 0, send.stderr
     assert any("239.1.1.1.5000: UDP" in line for line in seen), seen
