@@ -31,6 +31,8 @@ import itertools
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Final
@@ -38,10 +40,13 @@ from typing import Final
 from ._interfaces import setns_net
 
 __all__ = [
+    "Attachment",
     "Host",
     "Lab",
     "LabError",
     "LinkEnds",
+    "Net",
+    "Router",
     "enter_private_network",
     "in_private_network",
     "lab_available",
@@ -125,6 +130,33 @@ class LinkEnds:
     b_ipv6: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Attachment:
+    """One host's interface on a numbered net."""
+
+    host: Host
+    net: int
+    ifname: str
+    ipv4: str
+    ipv6: str
+    threshold: int
+
+
+@dataclasses.dataclass
+class Net:
+    """A numbered subnet: a veth pair (two members) or a bridge (three or more)."""
+
+    number: int
+    members: list[Attachment]
+
+    def of(self, host: Host) -> Attachment:
+        """The attachment of ``host`` to this net."""
+        for attachment in self.members:
+            if attachment.host is host:
+                return attachment
+        raise LabError(f"{host.name} is not on net {self.number}")
+
+
 class Host:
     """One network namespace of a Lab (or the caller's own namespace, for ``Lab.local``)."""
 
@@ -133,6 +165,28 @@ class Host:
         self.netns = netns
         self._ifprefix = ifprefix
         self._links = itertools.count(0)
+        #: This host's interfaces on the lab's numbered nets, by net number.
+        self.attachments: dict[int, Attachment] = {}
+
+    @property
+    def is_router(self) -> bool:
+        """True for hosts made with Lab.router (they forward multicast)."""
+        return False
+
+    def iface(self, net: int) -> str:
+        """The name of this host's interface on net ``net`` (always ``n<net>``)."""
+        return self._attachment(net).ifname
+
+    def address(self, net: int, family: str = "ipv4") -> str:
+        """This host's address on net ``net``: ``family`` is "ipv4" or "ipv6"."""
+        attachment = self._attachment(net)
+        return attachment.ipv4 if family in ("ipv4", "4") else attachment.ipv6
+
+    def _attachment(self, net: int) -> Attachment:
+        try:
+            return self.attachments[net]
+        except KeyError:
+            raise LabError(f"{self.name} is not on net {net}") from None
 
     def next_ifname(self) -> str:
         """A fresh interface name in this host: veth0, veth1, ..."""
@@ -182,6 +236,68 @@ class Host:
         return f"<Host {self.name} netns={self.netns}>"
 
 
+class Router(Host):
+    """A host that forwards multicast in the kernel, driven by smcroute.
+
+    Each of its interfaces has a TTL threshold: a datagram is forwarded out of the interface
+    only if the TTL (IPv4) or hop limit (IPv6) it arrived with is greater than the threshold.
+    The kernel enforces IPv4 thresholds (smcroute's ``phyint ... ttl-threshold``); Linux's
+    IPv6 multicast router ignores the per-interface threshold, so the lab enforces IPv6 hop
+    limit thresholds with an nftables rule on the forward hook. Routers never forward
+    224.0.0.0/24 or link-local IPv6 groups: the kernel refuses to (S11).
+    """
+
+    def __init__(self, name: str, netns: str) -> None:
+        super().__init__(name, netns)
+        self.daemon: subprocess.Popen[bytes] | None = None
+        self.workdir: str | None = None
+
+    @property
+    def is_router(self) -> bool:
+        """Always True."""
+        return True
+
+    def smcroute_conf(self) -> str:
+        """Return the smcroute configuration.
+
+        Every interface is enabled with its threshold, with (*,G) routes for all IPv4 and IPv6
+        groups from each interface to all the others.
+        """
+        names = [a.ifname for a in self.attachments.values()]
+        lines = [
+            f"phyint {a.ifname} enable ttl-threshold {a.threshold}"
+            for a in self.attachments.values()
+        ]
+        for name in names:
+            others = " ".join(n for n in names if n != name)
+            if others:
+                lines.append(f"mroute from {name} group 224.0.0.0/4 to {others}")
+                lines.append(f"mroute from {name} group ff00::/8 to {others}")
+        return "\n".join(lines) + "\n"
+
+    def nft_rules(self) -> str:
+        """Return nftables rules dropping forwarded IPv6 multicast below each threshold.
+
+        The forward hook sees the hop limit after the router decremented it, so "arrived with
+        more than T" is "is at least T" there.
+        """
+        rules = [
+            f'        oifname "{a.ifname}" ip6 daddr ff00::/8 ip6 hoplimit < {a.threshold} '
+            "counter drop"
+            for a in self.attachments.values()
+            if a.threshold > 1
+        ]
+        body = "\n".join(rules)
+        return (
+            "table ip6 aiomcast_scope {\n"
+            "    chain forward {\n"
+            "        type filter hook forward priority 0; policy accept;\n"
+            f"{body}\n"
+            "    }\n"
+            "}\n"
+        )
+
+
 class Lab:
     """A set of namespaces and veth links, removed on exit."""
 
@@ -195,19 +311,241 @@ class Lab:
         #: The caller's own namespace; its interfaces are named l<lab>v<n> and removed on exit.
         self.local = Host("local", None, ifprefix=f"l{os.getpid() % 10000}x{number}v")
         self._local_links: list[str] = []
+        self._namespaces: list[str] = []
         self._subnets = itertools.count(1)
+        self.nets: dict[int, Net] = {}
 
     def host(self, name: str) -> Host:
         """Create a namespace called ``name`` (unique within the lab) with ``lo`` up."""
+        host = Host(name, self._namespace(name))
+        self.hosts[name] = host
+        return host
+
+    def router(self, name: str) -> Router:
+        """Create a namespace that forwards multicast (started by ``start_routing``)."""
+        router = Router(name, self._namespace(name))
+        self.hosts[name] = router
+        for key in (
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ):
+            router.run("sysctl", "-qw", key)
+        return router
+
+    def _namespace(self, name: str) -> str:
         if name in self.hosts:
             raise LabError(f"host {name!r} exists")
+        if not name.replace("_", "").isalnum() or len(name) > 12:
+            raise LabError(f"host name {name!r}: letters, digits and _ only, at most 12")
         netns = f"{self.tag}-{name}"
         _run(["ip", "netns", "add", netns])
-        host = Host(name, netns)
-        self.hosts[name] = host
-        host.ip("link", "set", "lo", "up")
+        self._namespaces.append(netns)
+        _run(["ip", "-n", netns, "link", "set", "lo", "up"])
         _sysctls_for_tests(netns)
-        return host
+        return netns
+
+    def __getitem__(self, name: str) -> Host:
+        """The host or router called ``name``."""
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise LabError(f"no host {name!r} in the lab") from None
+
+    def net(self, number: int, *members: Host | tuple[Router, int]) -> Net:
+        """Put ``members`` on subnet ``number``: 10.201.N.0/24 and fd00:a10c:N::/64.
+
+        Every member's interface on it is called ``n<number>`` and gets the address ending
+        in its position (1, 2, ...). A member given as ``(router, threshold)`` sets the TTL
+        threshold of that router's interface (default 1). Two members are joined by a veth
+        pair; three or more by a bridge (without multicast snooping) in a namespace of its own.
+        """
+        if not 0 < number < 256:
+            raise LabError(f"net {number} is outside 1-255")
+        if number in self.nets:
+            raise LabError(f"net {number} exists")
+        if len(members) < 2:
+            raise LabError(f"net {number} needs at least two members")
+        ifname = f"n{number}"
+        attachments: list[Attachment] = []
+        for position, member in enumerate(members, start=1):
+            host, threshold = member if isinstance(member, tuple) else (member, 1)
+            if threshold != 1 and not host.is_router:
+                raise LabError(f"{host.name} is not a router: it has no TTL threshold")
+            if not 1 <= threshold <= 255:
+                raise LabError(f"threshold {threshold} of {host.name} is outside 1-255")
+            if number in host.attachments:
+                raise LabError(f"{host.name} is on net {number} twice")
+            attachments.append(
+                Attachment(
+                    host,
+                    number,
+                    ifname,
+                    f"10.201.{number}.{position}",
+                    f"fd00:a10c:{number:x}::{position:x}",
+                    threshold,
+                )
+            )
+        if len(attachments) == 2:
+            self._veth(attachments[0].host, ifname, attachments[1].host, ifname)
+        else:
+            switch = self._namespace(f"sw{number}")
+            _run(
+                ["ip", "-n", switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]
+            )
+            _run(["ip", "-n", switch, "link", "set", "br0", "up"])
+            switch_host = Host(f"sw{number}", switch)
+            for index, attachment in enumerate(attachments):
+                port = f"p{index}"
+                self._veth(attachment.host, ifname, switch_host, port)
+                _run(["ip", "-n", switch, "link", "set", port, "master", "br0", "up"])
+        for attachment in attachments:
+            self._address(attachment.host, ifname, attachment.ipv4, attachment.ipv6, True, True)
+            attachment.host.attachments[number] = attachment
+        net = Net(number, attachments)
+        self.nets[number] = net
+        return net
+
+    def _veth(self, a: Host, a_if: str, b: Host, b_if: str) -> None:
+        # Create both ends with temporary names in the caller's namespace, then move them:
+        # this works whichever of a and b is the caller's own namespace.
+        serial = next(_counter)
+        tmp_a, tmp_b = f"amctmp{serial}a", f"amctmp{serial}b"
+        _run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
+        for tmp, host, final in ((tmp_a, a, a_if), (tmp_b, b, b_if)):
+            if host.netns is not None:
+                _run(["ip", "link", "set", tmp, "netns", host.netns])
+            else:
+                self._local_links.append(final)
+            host.ip("link", "set", tmp, "name", final)
+
+    @staticmethod
+    def _address(host: Host, name: str, v4: str, v6: str, ipv4: bool, ipv6: bool) -> None:
+        if ipv4:
+            host.ip("addr", "add", f"{v4}/24", "dev", name)
+        if ipv6:
+            host.ip("addr", "add", f"{v6}/64", "dev", name, "nodad")
+        else:
+            host.run("sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1", check=False)
+        host.ip("link", "set", name, "up")
+
+    def start_routing(self) -> None:
+        """Give single-homed hosts their routes and start every router's smcroute daemon.
+
+        A host on one net sends multicast (and IPv4/IPv6 unicast by default) into that net,
+        towards its first router. Returns once every daemon has installed its routes.
+        """
+        for host in self.hosts.values():
+            if host.is_router or len(host.attachments) != 1:
+                continue
+            (attachment,) = host.attachments.values()
+            net = self.nets[attachment.net]
+            host.ip("route", "add", "224.0.0.0/4", "dev", attachment.ifname)
+            gateway = next((m for m in net.members if m.host.is_router), None)
+            if gateway is not None:
+                host.ip("route", "add", "default", "via", gateway.ipv4)
+                host.ip("-6", "route", "add", "default", "via", gateway.ipv6)
+        for host in self.hosts.values():
+            if isinstance(host, Router) and host.attachments:
+                self._start_router(host)
+
+    def _start_router(self, router: Router) -> None:
+        if shutil.which("smcrouted") is None:
+            raise LabError("smcrouted (Debian package smcroute) is not installed")
+        workdir = tempfile.mkdtemp(prefix=f"{router.netns}-")
+        router.workdir = workdir
+        conf, sock, pid, log = (
+            os.path.join(workdir, f) for f in ("r.conf", "r.sock", "r.pid", "r.log")
+        )
+        with open(conf, "w", encoding="ascii") as handle:
+            handle.write(router.smcroute_conf())
+        if any(a.threshold > 1 for a in router.attachments.values()):
+            if shutil.which("nft") is None:
+                raise LabError("nft (Debian package nftables) is needed for IPv6 thresholds")
+            result = subprocess.run(
+                router.command("nft", "-f", "-"),
+                input=router.nft_rules(),
+                text=True,
+                capture_output=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise LabError(f"nft on {router.name} failed: {result.stderr.strip()}")
+        with open(log, "wb") as out:
+            router.daemon = subprocess.Popen(
+                router.command(
+                    "smcrouted", "-n", "-N", "-f", conf, "-u", sock, "-P", pid, "-l", "info"
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if router.daemon.poll() is not None:
+                raise LabError(f"smcrouted on {router.name} exited: {_tail(log)}")
+            if os.path.exists(pid):
+                return
+            time.sleep(0.02)
+        raise LabError(f"smcrouted on {router.name} did not start: {_tail(log)}")
+
+    def build(self, description: str) -> Lab:
+        """Build a topology from a short description and start its routers.
+
+        One statement per line; ``#`` starts a comment::
+
+            routers r1 r2
+            hosts src h1 h2
+            net 1 src h1 r1          # src, h1 and r1 share subnet 1 (a bridge)
+            net 2 r1/1 h2 r2         # r1's interface on net 2 has TTL threshold 1
+            net 3 r2/31 h3           # forwarded into net 3 only if it arrived with TTL > 31
+
+        Nets and routers must form a tree (no forwarding loops). Returns the lab.
+        """
+        declared: dict[str, bool] = {}
+        nets: list[tuple[int, list[tuple[str, int | None]]]] = []
+        for number, raw in enumerate(description.splitlines(), start=1):
+            words = raw.split("#", 1)[0].split()
+            if not words:
+                continue
+            kind, rest = words[0], words[1:]
+            if kind in ("routers", "hosts") and rest:
+                for name in rest:
+                    if name in declared:
+                        raise LabError(f"line {number}: {name!r} declared twice")
+                    declared[name] = kind == "routers"
+            elif kind == "net" and len(rest) >= 3 and rest[0].isdecimal():
+                members: list[tuple[str, int | None]] = []
+                for word in rest[1:]:
+                    name, _, text = word.partition("/")
+                    if name not in declared:
+                        raise LabError(f"line {number}: {name!r} is not declared")
+                    if text and not text.isdecimal():
+                        raise LabError(f"line {number}: bad threshold in {word!r}")
+                    members.append((name, int(text) if text else None))
+                nets.append((int(rest[0]), members))
+            else:
+                raise LabError(f"line {number}: cannot read {raw.strip()!r}")
+        _check_tree({name for name, is_router in declared.items() if is_router}, nets)
+        for name, is_router in declared.items():
+            if is_router:
+                self.router(name)
+            else:
+                self.host(name)
+        for net_number, members in nets:
+            resolved: list[Host | tuple[Router, int]] = []
+            for name, threshold in members:
+                host = self.hosts[name]
+                if threshold is None:
+                    resolved.append(host)
+                elif isinstance(host, Router):
+                    resolved.append((host, threshold))
+                else:
+                    raise LabError(f"{name} is not a router: it has no TTL threshold")
+            self.net(net_number, *resolved)
+        self.start_routing()
+        return self
 
     def link(
         self,
@@ -227,20 +565,10 @@ class Lab:
             raise LabError(f"subnet {n} is outside 1-255")
         a_if = a_name or a.next_ifname()
         b_if = b_name or b.next_ifname()
-        # Create both ends with temporary names in the caller's namespace, then move them:
-        # this works whichever of a and b is the caller's own namespace.
-        serial = next(_counter)
-        tmp_a, tmp_b = f"amctmp{serial}a", f"amctmp{serial}b"
-        _run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
-        for tmp, host, final in ((tmp_a, a, a_if), (tmp_b, b, b_if)):
-            if host.netns is not None:
-                _run(["ip", "link", "set", tmp, "netns", host.netns])
-            host.ip("link", "set", tmp, "name", final)
-            if not multicast:
-                host.ip("link", "set", final, "multicast", "off")
-        for host, name in ((a, a_if), (b, b_if)):
-            if host.netns is None:
-                self._local_links.append(name)
+        self._veth(a, a_if, b, b_if)
+        if not multicast:
+            a.ip("link", "set", a_if, "multicast", "off")
+            b.ip("link", "set", b_if, "multicast", "off")
         ends = LinkEnds(
             a_if,
             b_if,
@@ -249,31 +577,36 @@ class Lab:
             f"fd00:a10c:{n:x}::1",
             f"fd00:a10c:{n:x}::2",
         )
-        for host, name, v4, v6 in (
-            (a, a_if, ends.a_ipv4, ends.a_ipv6),
-            (b, b_if, ends.b_ipv4, ends.b_ipv6),
-        ):
-            if ipv4:
-                host.ip("addr", "add", f"{v4}/24", "dev", name)
-            if ipv6:
-                host.ip("addr", "add", f"{v6}/64", "dev", name, "nodad")
-            else:
-                host.run("sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1", check=False)
-            host.ip("link", "set", name, "up")
+        self._address(a, a_if, ends.a_ipv4, ends.a_ipv6, ipv4, ipv6)
+        self._address(b, b_if, ends.b_ipv4, ends.b_ipv6, ipv4, ipv6)
         return ends
 
     def close(self) -> None:
-        """Delete every namespace of the lab (their links go with them)."""
+        """Stop every router daemon and delete every namespace and link the lab made."""
         errors = []
+        for host in self.hosts.values():
+            if isinstance(host, Router) and host.daemon is not None:
+                host.daemon.terminate()
+                try:
+                    host.daemon.wait(5)
+                except subprocess.TimeoutExpired:
+                    host.daemon.kill()
+                    host.daemon.wait(5)
+                host.daemon = None
+            if isinstance(host, Router) and host.workdir is not None:
+                shutil.rmtree(host.workdir, ignore_errors=True)
+                host.workdir = None
         for name in self._local_links:
             # Deleting one end of a veth pair deletes both; the other may be gone already.
             _run(["ip", "link", "del", name], check=False)
         self._local_links.clear()
-        for host in self.hosts.values():
-            result = _run(["ip", "netns", "del", str(host.netns)], check=False)
+        for netns in self._namespaces:
+            result = _run(["ip", "netns", "del", netns], check=False)
             if result.returncode != 0 and "No such file" not in result.stderr:
                 errors.append(result.stderr.strip())
+        self._namespaces.clear()
         self.hosts.clear()
+        self.nets.clear()
         if errors:
             raise LabError("; ".join(errors))
 
@@ -287,6 +620,37 @@ class Lab:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return " | ".join(handle.read().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _check_tree(routers: set[str], nets: list[tuple[int, list[tuple[str, int | None]]]]) -> None:
+    # Routers and nets as the nodes of a graph, a router's attachments as its edges: a forest
+    # has no forwarding loop. Hosts do not forward, so a host on two nets closes no loop.
+    parent: dict[str, str] = {}
+
+    def find(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    for number, members in nets:
+        for name, _ in members:
+            if name not in routers:
+                continue
+            a, b = find(f"net:{number}"), find(f"router:{name}")
+            if a == b:
+                raise LabError(
+                    f"net {number} and router {name} close a forwarding loop: "
+                    "nets and routers must form a tree"
+                )
+            parent[a] = b
 
 
 def leftover_namespaces(prefix: str = "amc") -> list[str]:
