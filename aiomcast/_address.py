@@ -191,7 +191,10 @@ def check_payload(payload: object, family: Family) -> bytes | bytearray | memory
             + (" (encode text first, e.g. text.encode())" if isinstance(payload, str) else ""),
             value=type(payload).__name__,
         )
-    size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+    try:
+        size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+    except ValueError:  # a released memoryview
+        raise InvalidArgumentError("payload is a released memoryview", value=None) from None
     limit = max_payload(family)
     if size > limit:
         raise PayloadTooLargeError(

@@ -40,6 +40,7 @@ from ._errors import (
     EndpointClosedError,
     InvalidArgumentError,
     InvalidGroupError,
+    InvalidSocketError,
     KernelError,
     NotJoinedError,
     show,
@@ -139,7 +140,8 @@ class _Core:
         self._protocol = protocol
         self._transport = transport
         self._default_interface = interface
-        self._memberships: dict[tuple[Group, int], Membership] = {}
+        self._memberships: dict[tuple[object, int], Membership] = {}
+        self._scope_ids: dict[str, int] = {}
         self._closing = False
         self._closed = False
         self._reading = False
@@ -252,11 +254,20 @@ class _Core:
                 value=str(value),
             )
         iface = self._interface_for(value, interface)
-        key = (value, iface.index if iface is not None else 0)
+        key = (value.address, iface.index if iface is not None else 0)
+        where = iface.name if iface is not None else "the default interface"
         if key in self._memberships:
-            where = iface.name if iface is not None else "the default interface"
             raise AlreadyJoinedError(f"already a member of {value} on {where}")
-        _socket.join(self._sock, value, iface)
+        try:
+            _socket.join(self._sock, value, iface)
+        except KernelError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            # The same kernel membership under another spelling (no interface vs the
+            # interface the route picks).
+            raise AlreadyJoinedError(
+                f"already a member of {value} on {where} (the kernel says so)"
+            ) from exc
         membership = Membership(value, iface)
         self._memberships[key] = membership
         return membership
@@ -265,7 +276,7 @@ class _Core:
         self._check_open()
         value = Group(group)
         iface = self._interface_for(value, interface)
-        key = (value, iface.index if iface is not None else 0)
+        key = (value.address, iface.index if iface is not None else 0)
         membership = self._memberships.get(key)
         if membership is None:
             where = iface.name if iface is not None else "the default interface"
@@ -329,7 +340,10 @@ class _Core:
         if self._family is Family.IPV6:
             scope_id = 0
             if target.zone is not None:
-                scope_id = resolve_interface(target.zone, self._family, sock=self._sock).index
+                scope_id = self._scope_ids.get(target.zone, 0)
+                if not scope_id:
+                    iface = resolve_interface(target.zone, self._family, sock=self._sock)
+                    scope_id = self._scope_ids[target.zone] = iface.index
             return (host, dport, 0, scope_id)
         return (host, dport)
 
@@ -593,18 +607,25 @@ async def _open(
     destination: tuple[Group, int] | None,
 ) -> E:
     iface = resolve_interface(interface, family) if interface is not None else None
+    if bind_address is not None:
+        bind_address = _socket.check_bind_address(bind_address, family)
     if sock is None:
         raw = _socket.create_socket(family)
-        owned = True
     else:
         raw, _ = _socket.adopt_socket(sock, family)
-        owned = False
     transport: asyncio.DatagramTransport | None = None
     try:
         if bind_port is not None:
-            bound = raw.getsockname()[1] if not owned else 0
+            bound = int(raw.getsockname()[1])
             if not bound:
                 _socket.bind(raw, family, bind_port, bind_address, reuse=reuse, interface=iface)
+            elif bind_port and bound != bind_port:
+                raise InvalidSocketError(
+                    f"sock is bound to port {bound}, not to port {bind_port}", value=bound
+                )
+            else:
+                # Already bound by its owner: still receive only the groups it joins.
+                _socket.prepare_receiver(raw, family, reuse=False)
         if ttl is not None:
             _socket.set_ttl(raw, family, ttl)
         if loopback is not None:
@@ -623,8 +644,11 @@ async def _open(
         for group in groups:
             endpoint._join(group)
     except BaseException:
+        # The socket belongs to the endpoint from the call on (also one given with sock=):
+        # a failed open closes it, on asyncio and uvloop alike, before raising.
         if transport is not None:
             transport.abort()
+            await asyncio.sleep(0)  # let the loop release the descriptor
         raw.close()
         raise
     return endpoint

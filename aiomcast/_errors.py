@@ -94,7 +94,8 @@ class BusyError(AiomcastError):
 _HINTS: Final[dict[int, str]] = {
     _errno.ENODEV: (
         "no such interface, or no interface was given and the kernel has no route for the group "
-        "(give interface=, or add a multicast route such as 'ip route add 224.0.0.0/4 dev IF')"
+        "(give interface=, or add a multicast route: 'ip route add 224.0.0.0/4 dev IF' for "
+        "IPv4, 'ip -6 route add multicast ff00::/8 dev IF table local' for IPv6)"
     ),
     _errno.EADDRNOTAVAIL: (
         "the interface has no address of this family, or the socket is not a member of that "

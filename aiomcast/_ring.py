@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import Callable, Iterable
 
 from ._address import GroupLike, validate_ttl
@@ -63,13 +64,19 @@ async def expanding_ring_search(
         accept: which datagrams count as replies; default any whose payload differs from
             ``query`` (so the looped-back query is not mistaken for an answer).
     """
-    if wait <= 0:
+    if not isinstance(endpoint, Endpoint):
         raise InvalidArgumentError(
-            f"wait {wait!r} must be a positive number of seconds", value=wait
+            f"endpoint must be an Endpoint (it sends and receives), not {type(endpoint).__name__}",
+            value=type(endpoint).__name__,
         )
-    steps = [
-        validate_ttl(t) for t in (ttls if ttls is not None else range(validate_ttl(max_ttl) + 1))
-    ]
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait < math.inf:
+        raise InvalidArgumentError(
+            f"wait {wait!r} must be a finite positive number of seconds", value=wait
+        )
+    if ttls is not None and not isinstance(ttls, Iterable):
+        raise InvalidArgumentError(f"ttls {ttls!r} must be an iterable of TTLs", value=ttls)
+    candidates = ttls if ttls is not None else range(validate_ttl(max_ttl) + 1)
+    steps = [validate_ttl(t) for t in candidates]
     if not steps:
         raise InvalidArgumentError("ttls is empty: nothing to try", value=ttls)
     is_reply = accept if accept is not None else (lambda d: d.payload != query)

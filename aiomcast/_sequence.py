@@ -9,6 +9,8 @@ import collections
 import struct
 from typing import Final
 
+from ._errors import InvalidArgumentError, show
+
 __all__ = ["SEQUENCE_HEADER", "SequenceTracker", "pack_sequence", "unpack_sequence"]
 
 #: Format of the sequence number at the start of an aiomcast test payload.
@@ -16,13 +18,32 @@ SEQUENCE_HEADER: Final = struct.Struct(">Q")
 
 
 def pack_sequence(sequence: int, size: int) -> bytes:
-    """Return a payload of ``size`` bytes (at least 8) that starts with ``sequence``."""
+    """Return a payload of ``size`` bytes (at least 8) that starts with ``sequence``.
+
+    Raises:
+        InvalidArgumentError: ``sequence`` is not in 0 to 2**64-1, or ``size`` not an int.
+    """
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 <= sequence < 2**64:
+        raise InvalidArgumentError(
+            f"sequence {show(sequence)} is not an integer 0 to 2**64-1", value=sequence
+        )
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise InvalidArgumentError(f"size {show(size)} is not an integer", value=size)
     header = SEQUENCE_HEADER.pack(sequence)
     return header + bytes(max(0, size - len(header)))
 
 
 def unpack_sequence(payload: bytes) -> int | None:
-    """Return the sequence number at the start of ``payload``, or None if it is too short."""
+    """Return the sequence number at the start of ``payload``, or None if it is too short.
+
+    Raises:
+        InvalidArgumentError: ``payload`` is not bytes-like.
+    """
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise InvalidArgumentError(
+            f"payload must be bytes-like, not {type(payload).__name__}",
+            value=type(payload).__name__,
+        )
     if len(payload) < SEQUENCE_HEADER.size:
         return None
     return int(SEQUENCE_HEADER.unpack_from(payload)[0])

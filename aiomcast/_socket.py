@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import ipaddress
 import socket
 from collections.abc import Iterator
@@ -106,16 +105,41 @@ def adopt_socket(sock: object, family: Family | None) -> tuple[socket.socket, Fa
     return sock, sock_family
 
 
+def check_bind_address(address: object, family: Family) -> str:
+    """Return ``address`` as text if it is a literal address of ``family`` (IPv6: %zone allowed).
+
+    Names are refused: resolving them would block the event loop.
+
+    Raises:
+        InvalidArgumentError: not an address of the family.
+    """
+    if isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        address = str(address)
+    if not isinstance(address, str):
+        raise InvalidArgumentError(
+            f"bind address {address!r} must be an IP address string, not {type(address).__name__}",
+            value=address,
+        )
+    text = address.partition("%")[0] if family is Family.IPV6 else address
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"bind address {address!r} is not an {family.label} address (names are not resolved)",
+            value=address,
+        ) from None
+    if parsed.version != (4 if family is Family.IPV4 else 6):
+        raise InvalidArgumentError(
+            f"bind address {address!r} is not an {family.label} address", value=address
+        )
+    return address
+
+
 def _bind_scope(address: str, interface: Interface | None) -> tuple[str, int]:
     # An IPv6 address whose scope is the link or the interface (fe80::/10, ff01/ff02 and their
     # flagged forms) can only be bound with a scope id: Linux refuses it with EINVAL otherwise.
     text, _, zone = address.partition("%")
-    try:
-        parsed = ipaddress.IPv6Address(text)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"bind address {address!r} is not an IPv6 address", value=address
-        ) from None
+    parsed = ipaddress.IPv6Address(text)
     scoped = parsed.is_link_local or (parsed.is_multicast and (parsed.packed[1] & 0x0F) <= 0x2)
     if not scoped:
         return text, 0
@@ -126,6 +150,24 @@ def _bind_scope(address: str, interface: Interface | None) -> tuple[str, int]:
     raise InvalidArgumentError(
         f"bind address {address!r} is link-scoped: give an interface (or a %zone)", value=address
     )
+
+
+def prepare_receiver(sock: socket.socket, family: Family, *, reuse: bool) -> None:
+    """Set the receive-side options: port sharing (``reuse``) and IP_MULTICAST_ALL off.
+
+    Also applied to an adopted socket that is already bound, so that it too receives only the
+    groups it joins.
+    """
+    with os_errors("setsockopt(SO_REUSEADDR)"):
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if PLATFORM in ("darwin", "freebsd") and hasattr(socket, "SO_REUSEPORT"):
+                # untested on this platform
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    option = multicast_all_option(family)
+    if option is not None:
+        with contextlib.suppress(OSError):  # kernels before 4.20 lack IPV6_MULTICAST_ALL
+            _apply(sock, option)
 
 
 def bind(
@@ -145,16 +187,9 @@ def bind(
     socket receives only the groups it joined itself. A link-scoped IPv6 ``address`` is bound
     with the scope id of ``interface`` (or of its ``%zone``).
     """
-    with os_errors("setsockopt(SO_REUSEADDR)"):
-        if reuse:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if PLATFORM in ("darwin", "freebsd") and hasattr(socket, "SO_REUSEPORT"):
-                # untested on this platform
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    option = multicast_all_option(family)
-    if option is not None:
-        with contextlib.suppress(OSError):  # kernels before 4.20 lack IPV6_MULTICAST_ALL
-            _apply(sock, option)
+    prepare_receiver(sock, family, reuse=reuse)
+    if address is not None:
+        address = check_bind_address(address, family)
     target: tuple[str, int] | tuple[str, int, int, int]
     if family is Family.IPV4:
         host = address if address is not None else "0.0.0.0"
@@ -241,8 +276,3 @@ def interface_index(sock: socket.socket, family: Family) -> int | None:
     with os_errors("get outgoing interface"):
         raw = sock.getsockopt(IPPROTO_IPV6, option_numbers().ipv6_multicast_if, 4)
     return decode_int_option(raw)
-
-
-def is_already_member(exc: KernelError) -> bool:
-    """Whether a join failed because the membership exists (EADDRINUSE on Linux)."""
-    return exc.errno == errno.EADDRINUSE

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from ._address import Family, Group, TTLScope, validate_port, validate_ttl
+from ._address import Family, Group, TTLScope, max_payload, validate_port, validate_ttl
 from ._endpoint import open_receiver, open_sender
-from ._errors import AiomcastError, InvalidArgumentError
+from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
 from ._protocol import Datagram
 from ._run import run
@@ -36,6 +36,10 @@ DEMO_GROUP_V6 = "ff12::a10c:77"
 
 class _UsageError(Exception):
     pass
+
+
+class _Failure(Exception):
+    """A runtime failure that is not the user's input (exit status 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -235,11 +239,22 @@ async def _send(args: argparse.Namespace) -> int:
     ttl = validate_ttl(args.scope if args.scope else (args.ttl if args.ttl is not None else 1))
     if args.rate < 0 or args.rate != args.rate:
         raise InvalidArgumentError(f"--rate {args.rate} must be 0 or more", value=args.rate)
-    if args.size is not None and args.size < 8:
+    limit = max_payload(group.family)
+    if args.size is not None and not 8 <= args.size <= limit:
         raise InvalidArgumentError(
-            f"--size {args.size} must be at least 8 (the sequence number)", value=args.size
+            f"--size {args.size} must be 8 (the sequence number) to {limit} "
+            f"({group.family.label} UDP limit)",
+            value=args.size,
         )
-    message = (args.message if args.message is not None else "hello from aiomcast").encode()
+    text = args.message if args.message is not None else "hello from aiomcast"
+    # Arguments that are not valid UTF-8 reach Python as surrogate escapes: send their bytes.
+    message = text.encode("utf-8", errors="surrogateescape")
+    if len(message) > limit:
+        raise InvalidArgumentError(
+            f"--message of {len(message)} bytes exceeds the {group.family.label} UDP limit "
+            f"of {limit}",
+            value=len(message),
+        )
     stop = _stop_event()
     loop = asyncio.get_running_loop()
     async with open_sender(
@@ -254,7 +269,12 @@ async def _send(args: argparse.Namespace) -> int:
             if args.rate > 0:
                 due = started + sent / args.rate
                 if due > now:
-                    await asyncio.sleep(due - now)
+                    delay = due - now
+                    if args.duration is not None:
+                        delay = min(delay, started + args.duration - now)
+                    # Wake at the due time, or at once on SIGINT / SIGTERM.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
                     continue
             payload = pack_sequence(sent, args.size) if args.size is not None else message
             await tx.send(payload)
@@ -344,7 +364,11 @@ async def _demo(args: argparse.Namespace) -> int:
         )
     plans: list[tuple[str, Interface]] = []
     if args.interface is None:
-        lo = resolve_interface("127.0.0.1", Family.IPV4)
+        try:
+            lo = resolve_interface("127.0.0.1", Family.IPV4)
+        except InterfaceError as exc:
+            # The environment, not the user's input, is at fault: a runtime failure.
+            raise _Failure(f"the loopback interface is not usable: {exc}") from exc
         print(
             f"aiomcast demo over the loopback interface {lo.name} (127.0.0.1): "
             "nothing leaves this host"
@@ -382,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidArgumentError as exc:
         print(f"aiomcast: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (AiomcastError, OSError) as exc:
+    except (AiomcastError, OSError, _Failure) as exc:
         print(f"aiomcast: {args.command} failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:  # pragma: no cover - signal handlers normally take SIGINT

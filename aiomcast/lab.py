@@ -413,12 +413,19 @@ class Lab:
         serial = next(_counter)
         tmp_a, tmp_b = f"amctmp{serial}a", f"amctmp{serial}b"
         _run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
-        for tmp, host, final in ((tmp_a, a, a_if), (tmp_b, b, b_if)):
-            if host.netns is not None:
-                _run(["ip", "link", "set", tmp, "netns", host.netns])
-            else:
-                self._local_links.append(final)
-            host.ip("link", "set", tmp, "name", final)
+        try:
+            for tmp, host, final in ((tmp_a, a, a_if), (tmp_b, b, b_if)):
+                if host.netns is not None:
+                    _run(["ip", "link", "set", tmp, "netns", host.netns])
+                host.ip("link", "set", tmp, "name", final)
+                if host.netns is None:
+                    self._local_links.append(final)
+        except LabError:
+            # Do not strand an end: deleting either end deletes the pair, wherever it is.
+            for tmp, host in ((tmp_a, a), (tmp_b, b)):
+                host.ip("link", "del", tmp, check=False)
+                _run(["ip", "link", "del", tmp], check=False)
+            raise
 
     @staticmethod
     def _address(host: Host, name: str, v4: str, v6: str, ipv4: bool, ipv6: bool) -> None:

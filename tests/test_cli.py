@@ -452,3 +452,58 @@ def test_ipv6_round_trip_across_a_veth_pair(netlab: lab.Lab, group: str) -> None
         assert ipaddress.IPv6Address(record["source"]) in a_addresses
         assert bytes.fromhex(record["payload"]) == b"over veth"
         assert record["size"] == 9
+
+
+# -- review findings, pinned ------------------------------------------------------------------
+
+
+def test_sigterm_wakes_a_slowly_pacing_send() -> None:
+    # One datagram every 5 s: a signal must not wait for the next one to be due.
+    slow = cli("send", "239.255.88.12", str(free_port()), *LO, "--count", "3", "--rate", "0.2")
+    with background(slow, ready=None) as tx:
+        time.sleep(0.5)
+        started = time.monotonic()
+        tx.send_signal(signal.SIGTERM)
+        got = tx.finish()
+        took = time.monotonic() - started
+    assert got.returncode == 0, got
+    assert took < 2.0, f"send took {took:.1f} s to stop"
+    assert got.stderr.strip().startswith("sent 1 datagram to")
+
+
+def test_send_duration_bounds_a_slow_rate() -> None:
+    started = time.monotonic()
+    got = run(
+        cli(
+            "send",
+            "239.255.88.13",
+            str(free_port()),
+            *LO,
+            "--count",
+            "0",
+            "--rate",
+            "0.25",
+            "--duration",
+            "1",
+            "--stats",
+        ),
+        timeout=5,
+    )
+    took = time.monotonic() - started
+    assert got.returncode == 0, got
+    assert json.loads(got.stdout)["sent"] == 1
+    assert took < 3.0, f"--duration 1 took {took:.1f} s"
+
+
+@pytest.mark.parametrize("size", ["999999999999", "65508", "7"])
+def test_send_size_outside_the_datagram_is_bad_input(size: str) -> None:
+    line = assert_one_error_line(run(cli("send", "239.255.88.14", "5000", *LO, "--size", size)), 2)
+    assert size in line
+
+
+def test_send_message_that_is_not_utf8_sends_its_bytes() -> None:
+    group, port = "239.255.88.15", free_port()
+    with ttl_probe(LOOPBACK_V4, group, port) as probe:
+        got = run([*cli("send", group, str(port), *LO), "--message", "caf\udce9"])
+        assert got.returncode == 0, got
+        assert received_ttl(probe) == (b"caf\xe9", 1)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
+import socket
 
 import pytest
 
 import aiomcast
 from aiomcast import lab
-from tests.helpers import Link, collect, member
+from tests.helpers import Link, collect, member, nothing_arrives
 
 pytestmark = pytest.mark.asyncio
 
@@ -197,3 +198,111 @@ async def test_leave_after_interface_vanished_is_not_an_error(netlab: lab.Lab) -
     netlab.local.ip("link", "del", ends.a_name)
     await rx.aclose()  # leaving a membership whose interface is gone does not fail the close
     assert rx.memberships == frozenset()
+
+
+# -- findings of the review, pinned -----------------------------------------------------------
+
+
+async def test_adopted_bound_socket_receives_only_its_groups(link: Link) -> None:
+    # An already-bound socket given with sock= still gets IP_MULTICAST_ALL off.
+    raw = socket.socket(link.fam, socket.SOCK_DGRAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    raw.bind(("0.0.0.0" if link.family == "ipv4" else "::", 0))
+    port = raw.getsockname()[1]
+    async with (
+        aiomcast.open_receiver(link.group, port, interface=link.interface, sock=raw) as mine,
+        aiomcast.open_receiver(link.other_group(), port, interface=link.interface) as theirs,
+        aiomcast.open_sender(link.other_group(), port, interface=link.interface) as tx,
+    ):
+        await tx.send(b"not yours")
+        assert [d.payload for d in await collect(theirs, 1)] == [b"not yours"]
+        assert await nothing_arrives(mine)
+
+
+async def test_adopted_socket_on_another_port_is_refused(link: Link) -> None:
+    raw = socket.socket(link.fam, socket.SOCK_DGRAM)
+    raw.bind(("0.0.0.0" if link.family == "ipv4" else "::", 0))
+    bound = raw.getsockname()[1]
+    with pytest.raises(aiomcast.InvalidSocketError, match=f"bound to port {bound}"):
+        await aiomcast.open_receiver(link.group, bound + 1 if bound < 65535 else 1, sock=raw)
+    assert raw.fileno() == -1  # the endpoint owned it from the call on; a failed open closes it
+
+
+async def test_same_membership_spelled_twice_is_already_joined(link: Link) -> None:
+    async with aiomcast.open_receiver(None, 0, family=link.family) as rx:
+        rx.join(link.group, link.interface)
+        index = socket.if_nametoindex(link.interface)
+        with pytest.raises(aiomcast.AlreadyJoinedError):
+            rx.join(link.group, index)
+        if link.family == "ipv6":
+            zoned = f"{link.group}%{link.interface}"
+            with pytest.raises(aiomcast.AlreadyJoinedError):
+                rx.join(zoned)
+            rx.leave(zoned)  # the same membership, spelled with a zone
+            assert rx.memberships == frozenset()
+
+
+async def test_join_without_interface_where_the_route_picks_a_joined_one(netlab: lab.Lab) -> None:
+    host = netlab.host("routed")
+    ends = netlab.link(host, netlab.host("peer"))
+    host.ip("route", "add", "224.0.0.0/4", "dev", ends.a_name)
+    with host.entered():
+        async with aiomcast.open_receiver(None, 0, family="ipv4") as rx:
+            rx.join("239.1.2.3", ends.a_name)
+            with pytest.raises(aiomcast.AlreadyJoinedError, match="kernel says so"):
+                rx.join("239.1.2.3")  # the route picks the same interface
+            assert len(rx.memberships) == 1
+
+
+@pytest.mark.parametrize("address", [123, "nope", "::1", "10.0.0.1.5"])
+async def test_bad_bind_address_is_refused(link: Link, address: object) -> None:
+    if link.family == "ipv6" and address == "::1":
+        address = "127.0.0.1"
+    with pytest.raises(aiomcast.InvalidArgumentError, match="bind address"):
+        await aiomcast.open_receiver(link.group, 0, bind_address=address)  # type: ignore[arg-type]
+
+
+async def test_failed_open_closes_an_adopted_socket_on_every_loop(netlab: lab.Lab) -> None:
+    host = netlab.host("noroute")
+    with host.entered():
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with pytest.raises(aiomcast.KernelError):
+            await aiomcast.open_receiver("239.1.2.3", 0, sock=raw)  # ENODEV: no route
+    assert raw.fileno() == -1
+
+
+async def test_released_memoryview_is_refused(link: Link) -> None:
+    view = memoryview(b"gone")
+    view.release()
+    async with aiomcast.open_sender(link.group, 5000, interface=link.interface) as tx:
+        with pytest.raises(aiomcast.InvalidArgumentError, match="released"):
+            await tx.send(view)
+
+
+async def test_ring_search_bad_arguments_are_typed(link: Link) -> None:
+    async with aiomcast.open_endpoint(link.group, 0, interface=link.interface) as ep:
+        for wait in ("x", None, float("nan"), float("inf"), -1, True):
+            with pytest.raises(aiomcast.InvalidArgumentError, match="wait"):
+                await aiomcast.expanding_ring_search(ep, b"q", wait=wait)  # type: ignore[arg-type]
+        with pytest.raises(aiomcast.InvalidArgumentError, match="iterable"):
+            await aiomcast.expanding_ring_search(ep, b"q", ttls=5)  # type: ignore[arg-type]
+    async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
+        with pytest.raises(aiomcast.InvalidArgumentError, match="Endpoint"):
+            await aiomcast.expanding_ring_search(rx, b"q")  # type: ignore[arg-type]
+
+
+async def test_sequence_helpers_refuse_bad_input() -> None:
+    for sequence in (-1, 2**64, 1.5, "1"):
+        with pytest.raises(aiomcast.InvalidArgumentError, match="sequence"):
+            aiomcast.pack_sequence(sequence, 8)  # type: ignore[arg-type]
+    with pytest.raises(aiomcast.InvalidArgumentError, match="bytes-like"):
+        aiomcast.unpack_sequence("abcdefgh")  # type: ignore[arg-type]
+
+
+async def test_lab_link_with_a_bad_name_strands_nothing(netlab: lab.Lab) -> None:
+    other = netlab.host("other")
+    before = netlab.local.ip("-o", "link").stdout.count("amctmp")
+    with pytest.raises(lab.LabError):
+        netlab.link(netlab.local, other, a_name="this-name-is-far-too-long")
+    assert netlab.local.ip("-o", "link").stdout.count("amctmp") == before
+    assert "amctmp" not in other.ip("-o", "link").stdout
