@@ -25,6 +25,7 @@ from . import _socket
 from ._address import (
     DEFAULT_LOOPBACK,
     DEFAULT_TTL,
+    AddressScope,
     Family,
     Group,
     GroupLike,
@@ -38,14 +39,17 @@ from ._errors import (
     BrokenEndpointError,
     BusyError,
     EndpointClosedError,
+    InterfaceError,
     InvalidArgumentError,
     InvalidGroupError,
     InvalidSocketError,
+    InvalidTTLError,
     KernelError,
     NotJoinedError,
     show,
 )
-from ._interfaces import Interface, InterfaceLike, resolve_interface
+from ._interfaces import Interface, InterfaceLike, loopback_index, resolve_interface
+from ._options import PLATFORM, host_scope_filter
 from ._protocol import Datagram, MulticastProtocol, Overflow, Stats
 
 __all__ = [
@@ -142,6 +146,7 @@ class _Core:
         self._default_interface = interface
         self._memberships: dict[tuple[object, int], Membership] = {}
         self._scope_ids: dict[str, int] = {}
+        self._final_kernel_drops: int | None = None
         self._closing = False
         self._closed = False
         self._reading = False
@@ -179,7 +184,10 @@ class _Core:
     @property
     def stats(self) -> Stats:
         """A snapshot of the counters (received, delivered, dropped, sent, errors...)."""
-        return self._protocol.counters.snapshot(len(self._protocol.queue))
+        drops = self._final_kernel_drops
+        if drops is None:
+            drops = _socket.kernel_drops(self._sock)
+        return self._protocol.counters.snapshot(len(self._protocol.queue), drops)
 
     def _check_open(self) -> None:
         if self._closing:
@@ -201,6 +209,7 @@ class _Core:
             await asyncio.shield(self._protocol.lost)
             return
         self._closing = True
+        self._final_kernel_drops = _socket.kernel_drops(self._sock)
         for membership in list(self._memberships.values()):
             # The kernel drops memberships when the socket closes; leaving first sends the
             # leave report now. A vanished interface (ENODEV, EADDRNOTAVAIL) is no reason to
@@ -467,17 +476,47 @@ class _SendAPI(_Core):
 
     _default_destination: tuple[Group, int] | None = None
     _outgoing: Interface | None = None
+    _ttl: int = DEFAULT_TTL
+    _host_scope: bool = False
 
     @property
     def ttl(self) -> int:
-        """The TTL (IPv4) or hop limit (IPv6) of later sends, read from the kernel (S7)."""
+        """The TTL (IPv4) or hop limit (IPv6) of later sends, read from the kernel (S7).
+
+        TTL 0 is the host scope (S8). Linux would still transmit a TTL-0 datagram on the
+        outgoing interface (measured on 6.18), so aiomcast keeps host scope real itself: an
+        IPv4 sender with TTL 0 sends out of the loopback interface (members that joined on
+        127.0.0.1 receive it; nothing reaches a wire), and an IPv6 sender with hop limit 0
+        may only send to interface-local groups (ff01::/16, ff11::/16, ...), which the kernel
+        never transmits; other IPv6 groups are refused.
+        """
         self._check_open()
         return _socket.get_ttl(self._sock, self._family)
 
     @ttl.setter
     def ttl(self, value: object) -> None:
         self._check_open()
-        _socket.set_ttl(self._sock, self._family, validate_ttl(value))
+        ttl = validate_ttl(value)
+        _socket.set_ttl(self._sock, self._family, ttl)
+        self._ttl = ttl
+        self._sync_host_scope()
+
+    def _sync_host_scope(self) -> None:
+        # IPv4 host scope (TTL 0) runs over the loopback interface; leaving TTL 0 restores the
+        # interface the user chose.
+        if self._family is not Family.IPV4:
+            return
+        if self._ttl == 0 and not self._host_scope:
+            _socket.set_interface(self._sock, self._family, _loopback_interface(self._sock))
+            self._host_scope = True
+        elif self._ttl != 0 and self._host_scope:
+            _socket.set_interface(self._sock, self._family, self._outgoing)
+            self._host_scope = False
+
+    @property
+    def host_scope(self) -> bool:
+        """True while TTL 0 routes IPv4 sends over the loopback interface (S8)."""
+        return self._host_scope
 
     @property
     def loopback(self) -> bool:
@@ -492,14 +531,19 @@ class _SendAPI(_Core):
 
     @property
     def interface(self) -> Interface | None:
-        """The outgoing interface of later sends; None is the system default (S12, S13)."""
+        """The outgoing interface of later sends; None is the system default (S12, S13).
+
+        While the TTL is 0 (IPv4 host scope) sends go out of the loopback interface instead;
+        the interface set here applies again as soon as the TTL is not 0.
+        """
         return self._outgoing
 
     @interface.setter
     def interface(self, value: InterfaceLike | None) -> None:
         self._check_open()
         iface = None if value is None else resolve_interface(value, self._family, sock=self._sock)
-        _socket.set_interface(self._sock, self._family, iface)
+        if not self._host_scope:
+            _socket.set_interface(self._sock, self._family, iface)
         self._outgoing = iface
 
     def _outgoing_name(self) -> str:
@@ -526,7 +570,10 @@ class _SendAPI(_Core):
             KernelError: the kernel refused the datagram.
         """
         self._check_open()
-        await self._send(payload, self._destination(group, port, self._default_destination))
+        destination = self._destination(group, port, self._default_destination)
+        if self._ttl == 0 and self._family is Family.IPV6:
+            _check_ipv6_host_scope(destination[0])
+        await self._send(payload, destination)
 
 
 @final
@@ -542,6 +589,26 @@ class Sender(_SendAPI):
 @final
 class Endpoint(_ReceiveAPI, _SendAPI):
     """One socket that both receives (joins, ``async for``) and sends."""
+
+
+def _check_ipv6_host_scope(group: str) -> None:
+    if Group(group).scope is not AddressScope.INTERFACE_LOCAL:
+        raise InvalidTTLError(
+            f"hop limit 0 (host scope, S8) to {group}: Linux would transmit it on the "
+            "interface anyway; use an interface-local group (ff01::/16, ff11::/16) for "
+            "host-only traffic, or a hop limit of 1 or more",
+            value=0,
+        )
+
+
+def _loopback_interface(sock: socket.socket) -> Interface:
+    try:
+        return resolve_interface("127.0.0.1", Family.IPV4, sock=sock)
+    except InterfaceError as exc:
+        raise InterfaceError(
+            f"TTL 0 (host scope) runs over the loopback interface, which is not usable: {exc}",
+            value="127.0.0.1",
+        ) from exc
 
 
 def _buffered(transport: asyncio.DatagramTransport) -> int:
@@ -605,6 +672,7 @@ async def _open(
     ttl: int | None,
     loopback: bool | None,
     destination: tuple[Group, int] | None,
+    host_scope_guard: bool = False,
 ) -> E:
     iface = resolve_interface(interface, family) if interface is not None else None
     if bind_address is not None:
@@ -641,6 +709,11 @@ async def _open(
         if isinstance(endpoint, _SendAPI):
             endpoint._default_destination = destination
             endpoint._outgoing = iface
+            endpoint._ttl = ttl if ttl is not None else DEFAULT_TTL
+            endpoint._sync_host_scope()
+        if host_scope_guard and PLATFORM == "linux" and issubclass(cls, _ReceiveAPI):
+            lo = loopback_index()
+            _socket.attach_filter(raw, host_scope_filter(family, lo if lo is not None else 1))
         for group in groups:
             endpoint._join(group)
     except BaseException:
@@ -665,6 +738,7 @@ def open_receiver(
     reuse_port: bool = True,
     bind_address: str | None = None,
     sock: socket.socket | None = None,
+    host_scope_guard: bool = True,
 ) -> Opener[Receiver]:
     """Open a Receiver on ``port`` that joins ``groups`` on ``interface``.
 
@@ -679,7 +753,12 @@ def open_receiver(
         reuse_port: let other receivers on this host share the port (SO_REUSEADDR).
         bind_address: bind to this address instead of the wildcard (for example the group, to
             receive only datagrams sent to it).
-        sock: an existing SOCK_DGRAM socket to use instead of a new one (S3).
+        sock: an existing SOCK_DGRAM socket to use instead of a new one (S3). It belongs to
+            the endpoint from the call on, and is closed when the endpoint closes or the open
+            fails.
+        host_scope_guard: refuse TTL-0 datagrams that arrive from another host (S8: TTL 0
+            is the host scope; Linux transmits such datagrams anyway). Refused datagrams are
+            counted in ``stats.kernel_dropped``. Linux only.
 
     Returns an Opener: ``rx = await open_receiver(...)`` or ``async with open_receiver(...) as rx``.
     """
@@ -702,6 +781,7 @@ def open_receiver(
             ttl=None,
             loopback=None,
             destination=None,
+            host_scope_guard=host_scope_guard,
         )
     )
 
@@ -762,6 +842,7 @@ def open_endpoint(
     reuse_port: bool = True,
     bind_address: str | None = None,
     sock: socket.socket | None = None,
+    host_scope_guard: bool = True,
 ) -> Opener[Endpoint]:
     """Open an Endpoint that joins ``groups`` on ``port`` and sends to the first of them.
 
@@ -791,6 +872,7 @@ def open_endpoint(
             ttl=hops,
             loopback=loop_on,
             destination=None,
+            host_scope_guard=host_scope_guard,
         )
         if group_list:
             endpoint._default_destination = (group_list[0], endpoint.port)

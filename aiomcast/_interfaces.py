@@ -339,3 +339,11 @@ def kernel_memberships(family: Family) -> set[tuple[str, str]] | None:
         if len(fields) >= 3:
             found.add((fields[1], str(ipaddress.IPv6Address(bytes.fromhex(fields[2])))))
     return found
+
+
+def loopback_index() -> int | None:
+    """The index of the loopback interface in the calling thread's namespace, if any."""
+    for interface in list_interfaces():
+        if interface.loopback:
+            return interface.index
+    return None

@@ -237,3 +237,44 @@ def decode_int_option(value: bytes) -> int:
     if len(value) >= 4:
         return int(struct.unpack("@i", value[:4])[0])
     raise InvalidArgumentError(f"cannot decode a {len(value)}-byte option value", value=value)
+
+
+# -- the host-scope guard: a classic BPF socket filter ---------------------------------------
+
+_SKF_AD_OFF: Final = -0x1000
+_SKF_AD_PKTTYPE: Final = 4
+_SKF_AD_IFINDEX: Final = 8
+_SKF_NET_OFF: Final = -0x100000
+_PACKET_LOOPBACK: Final = 5
+# BPF opcodes (linux/filter.h)
+_LD_B_ABS: Final = 0x30  # BPF_LD | BPF_B | BPF_ABS
+_LD_W_ABS: Final = 0x20  # BPF_LD | BPF_W | BPF_ABS
+_JEQ_K: Final = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_RET_K: Final = 0x06  # BPF_RET | BPF_K
+_ACCEPT: Final = 0x40000  # keep the whole datagram
+
+
+def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+def host_scope_filter(family: Family, loopback_index: int) -> bytes:
+    """Return a BPF program that refuses TTL-0 datagrams arriving from another host (S8).
+
+    A datagram sent with TTL (hop limit) 0 must not leave its host; Linux transmits it anyway.
+    The program accepts every datagram whose TTL is not 0, and TTL-0 datagrams that are the
+    host's own: looped-back copies (PACKET_LOOPBACK) or arrivals on the loopback interface.
+    The kernel counts what it refuses among the socket's drops (SO_MEMINFO).
+    """
+    ttl_offset = 8 if family is Family.IPV4 else 7  # IPv4 TTL, IPv6 hop limit
+    program = [
+        _insn(_LD_B_ABS, 0, 0, _SKF_NET_OFF + ttl_offset),  # 0: A = TTL
+        _insn(_JEQ_K, 0, 4, 0),  # 1: TTL == 0 ? next : accept
+        _insn(_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_PKTTYPE),  # 2: A = pkt_type
+        _insn(_JEQ_K, 2, 0, _PACKET_LOOPBACK),  # 3: looped back ? accept : next
+        _insn(_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_IFINDEX),  # 4: A = ingress ifindex
+        _insn(_JEQ_K, 0, 1, loopback_index),  # 5: on lo ? accept : refuse
+        _insn(_RET_K, 0, 0, _ACCEPT),  # 6: accept
+        _insn(_RET_K, 0, 0, 0),  # 7: refuse
+    ]
+    return b"".join(program)

@@ -57,8 +57,8 @@ class Counters:
     send_errors: int = 0
     socket_errors: int = 0
 
-    def snapshot(self, queued: int) -> Stats:
-        """Return an immutable copy with the current queue length."""
+    def snapshot(self, queued: int, kernel_dropped: int = 0) -> Stats:
+        """Return an immutable copy with the current queue length and kernel drop count."""
         return Stats(
             received=self.received,
             received_bytes=self.received_bytes,
@@ -69,6 +69,7 @@ class Counters:
             sent_bytes=self.sent_bytes,
             send_errors=self.send_errors,
             socket_errors=self.socket_errors,
+            kernel_dropped=kernel_dropped,
         )
 
 
@@ -88,6 +89,9 @@ class Stats:
         send_errors: sends the kernel refused.
         socket_errors: errors the transport reported outside a send call (receive errors,
             failures of datagrams the transport had buffered).
+        kernel_dropped: datagrams the kernel dropped for this socket before aiomcast saw them:
+            receive buffer full, or refused by the host-scope guard (TTL 0 from another host).
+            Linux (SO_MEMINFO); 0 elsewhere.
 
     ``received == delivered + dropped + queued`` holds at every moment.
     """
@@ -101,6 +105,7 @@ class Stats:
     sent_bytes: int
     send_errors: int
     socket_errors: int
+    kernel_dropped: int = 0
 
 
 class MulticastProtocol(asyncio.DatagramProtocol):

@@ -8,7 +8,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable
 
-from ._address import GroupLike, validate_ttl
+from ._address import AddressScope, Family, Group, GroupLike, validate_ttl
 from ._endpoint import Endpoint
 from ._errors import InvalidArgumentError
 from ._protocol import Datagram
@@ -56,7 +56,8 @@ async def expanding_ring_search(
         endpoint: an open Endpoint; replies (multicast or unicast to its port) are read from it,
             so no other task may iterate it meanwhile.
         query: the query payload.
-        ttls: the TTLs to try, in order; default ``range(0, max_ttl + 1)``.
+        ttls: the TTLs to try, in order; default ``range(0, max_ttl + 1)``, from 1 for IPv6
+            groups wider than interface-local (hop limit 0 would leave the host on Linux).
         max_ttl: the last TTL when ``ttls`` is not given.
         wait: seconds to wait for a reply after each query.
         group: where to send; default the endpoint's destination group.
@@ -77,6 +78,15 @@ async def expanding_ring_search(
         raise InvalidArgumentError(f"ttls {ttls!r} must be an iterable of TTLs", value=ttls)
     candidates = ttls if ttls is not None else range(validate_ttl(max_ttl) + 1)
     steps = [validate_ttl(t) for t in candidates]
+    target = Group(group) if group is not None else (endpoint.destination or (None, 0))[0]
+    if (
+        ttls is None
+        and target is not None
+        and target.family is Family.IPV6
+        and target.scope is not AddressScope.INTERFACE_LOCAL
+    ):
+        # Hop limit 0 cannot stay on the host for this group (see Sender.ttl): start at 1.
+        steps = [t for t in steps if t != 0]
     if not steps:
         raise InvalidArgumentError("ttls is empty: nothing to try", value=ttls)
     is_reply = accept if accept is not None else (lambda d: d.payload != query)

@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import ipaddress
 import socket
+import struct
 from collections.abc import Iterator
 
 from ._address import Family, Group
@@ -276,3 +278,31 @@ def interface_index(sock: socket.socket, family: Family) -> int | None:
     with os_errors("get outgoing interface"):
         raw = sock.getsockopt(IPPROTO_IPV6, option_numbers().ipv6_multicast_if, 4)
     return decode_int_option(raw)
+
+
+SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+SO_MEMINFO = 55  # Linux 4.6+: struct { u32 meminfo[SK_MEMINFO_VARS] }
+_SK_MEMINFO_DROPS = 8
+
+
+def attach_filter(sock: socket.socket, program: bytes) -> None:
+    """Attach a classic BPF program (8-byte instructions) to ``sock`` (Linux)."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(buffer))
+    with os_errors("setsockopt(SO_ATTACH_FILTER)"):
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def kernel_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped for this socket (full buffer, refused by its filter).
+
+    Linux only (SO_MEMINFO); 0 where it cannot be read.
+    """
+    if PLATFORM != "linux" or sock.fileno() < 0:
+        return 0
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * 16)
+    except OSError:
+        return 0
+    values = struct.unpack(f"@{len(raw) // 4}I", raw[: len(raw) // 4 * 4])
+    return int(values[_SK_MEMINFO_DROPS]) if len(values) > _SK_MEMINFO_DROPS else 0

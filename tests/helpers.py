@@ -11,6 +11,8 @@ import dataclasses
 import os
 import socket
 import struct
+import subprocess
+import time
 
 import pytest
 
@@ -122,3 +124,39 @@ def received_ttl(sock: socket.socket) -> tuple[bytes, int]:
         ):
             return data, int(struct.unpack("@i", value[:4])[0])
     raise AssertionError(f"no TTL in ancillary data {ancdata!r}")
+
+
+def start_capture(host: lab.Host, interface: str, expression: str = "") -> subprocess.Popen[str]:
+    """Start tcpdump on ``interface`` in ``host``; returns once the capture is live."""
+    argv = ["tcpdump", "-i", interface, "-nn", "-l", "-U", "-p", "-v"]
+    if expression:
+        argv.append(expression)
+    proc = subprocess.Popen(
+        host.command(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    said = []
+    for _ in range(5):  # "listening on IF, ..." once the capture is live
+        line = proc.stderr.readline()
+        said.append(line)
+        if "listening on" in line:
+            return proc
+    proc.kill()
+    proc.communicate()
+    raise AssertionError(f"tcpdump did not start: {said}")
+
+
+def stop_capture(proc: subprocess.Popen[str], settle: float = 0.5) -> list[str]:
+    """Stop a capture after ``settle`` seconds; return its packet lines (verbose: joined)."""
+    time.sleep(settle)
+    proc.terminate()
+    out, _err = proc.communicate(timeout=10)
+    packets: list[str] = []
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        if line[:1].isspace() and packets:
+            packets[-1] += " " + line.strip()  # tcpdump -v continues a packet indented
+        else:
+            packets.append(line)
+    return packets

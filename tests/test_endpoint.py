@@ -63,7 +63,7 @@ async def test_defaults_are_ttl_1_and_loopback_on(link: Link) -> None:
             assert (tx.ttl, tx.loopback) == (1, True)
 
 
-@pytest.mark.parametrize("ttl", [0, 1, 2, 32, 64, 128, 255])
+@pytest.mark.parametrize("ttl", [1, 2, 32, 64, 128, 255])
 async def test_ttl_applies_to_later_sends(link: Link, ttl: int) -> None:
     # seed S7: IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS 0-255 sets the TTL of later datagrams;
     # the received copy carries exactly that TTL.
@@ -90,13 +90,40 @@ async def test_ttl_scope_names_are_accepted(link: Link) -> None:
 
 
 async def test_ttl_zero_is_delivered_locally_with_loopback(link: Link) -> None:
-    # seed S8: TTL 0 is sent on no subnet but delivered locally when the host is a member
-    # and loopback is on.
-    async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
-        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface, ttl=0) as tx:
+    # seed S8: TTL 0 is sent on no subnet but delivered locally when the host is a member and
+    # loopback is on. aiomcast keeps it on the host: IPv4 TTL 0 goes out of the loopback
+    # interface (members joined on 127.0.0.1 get it, members on the link do not); IPv6 hop
+    # limit 0 is for interface-local groups, which the kernel never transmits.
+    if link.family == "ipv4":
+        async with (
+            aiomcast.open_receiver(link.group, 0, interface="lo") as on_lo,
+            aiomcast.open_receiver(link.group, on_lo.port, interface=link.interface) as on_link,
+            aiomcast.open_sender(link.group, on_lo.port, interface=link.interface, ttl=0) as tx,
+        ):
+            assert tx.host_scope is True
+            assert tx.interface is not None
+            assert tx.interface.name == link.interface  # what applies again after TTL 0
             await tx.send(b"ttl0")
-            got = await collect(rx, 1)
-    assert [d.payload for d in got] == [b"ttl0"]
+            assert [d.payload for d in await collect(on_lo, 1)] == [b"ttl0"]
+            on_lo_only = link.interface != "lo"  # on lo, both receivers are on lo
+            if on_lo_only:
+                assert await nothing_arrives(on_link)
+            tx.ttl = 1  # back on the chosen interface
+            assert (tx.host_scope, tx.ttl) == (False, 1)
+            await tx.send(b"ttl1")
+            expected = [b"ttl1"] if on_lo_only else [b"ttl0", b"ttl1"]
+            assert [d.payload for d in await collect(on_link, len(expected))] == expected
+        return
+    local = "ff11::1:2:3"  # interface-local scope
+    async with (
+        aiomcast.open_receiver(local, 0, interface=link.interface) as rx,
+        aiomcast.open_sender(local, rx.port, interface=link.interface, ttl=0) as tx,
+    ):
+        await tx.send(b"hop limit 0")
+        assert [d.payload for d in await collect(rx, 1)] == [b"hop limit 0"]
+        with pytest.raises(aiomcast.InvalidTTLError, match="interface-local"):
+            await tx.send(b"would leave the host", link.group)
+        assert tx.stats.sent == 1
 
 
 async def test_loopback_off_stops_local_copies(wire_link: Link) -> None:

@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
+import struct
 from collections.abc import Iterator
 
 import pytest
 
 import aiomcast
 from aiomcast import lab
-from tests.helpers import Link, collect, nothing_arrives, received_ttl, require_root, ttl_probe
+from tests.helpers import (
+    Link,
+    LinkPair,
+    collect,
+    nothing_arrives,
+    received_ttl,
+    require_root,
+    start_capture,
+    stop_capture,
+    ttl_probe,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -71,20 +83,75 @@ async def test_ttl_on_the_wire_is_what_the_sender_set(star: Star) -> None:
                 assert (data, seen) == (f"ttl {ttl}".encode(), ttl)
 
 
+def _raw_sender(family: str, interface: str, ttl: int) -> socket.socket:
+    fam = socket.AF_INET if family == "ipv4" else socket.AF_INET6
+    sock = socket.socket(fam, socket.SOCK_DGRAM)
+    index = socket.if_nametoindex(interface)
+    if family == "ipv4":
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, struct.pack("@8si", b"", index))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+    else:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
+    return sock
+
+
 async def test_ttl_zero_crosses_a_veth_pair_on_this_kernel(star: Star) -> None:
     # seed S8 says TTL 0 datagrams are sent on no subnet. Pinned kernel behaviour, measured on
-    # Linux 6.18: a TTL-0 datagram leaves through the veth pair with TTL 0 in its header and
-    # the neighbour delivers it. TTL 0 is therefore no isolation on Linux; aiomcast's host
-    # scope is made real by the lab issue (loopback interface, receivers refusing TTL 0).
+    # Linux 6.18 with plain sockets: a TTL-0 (hop-limit-0) datagram leaves through the veth
+    # pair with TTL 0 in its header and a plain neighbour delivers it. TTL 0 is no isolation
+    # on Linux; aiomcast makes the host scope real itself (the tests below).
     with star.b.entered():
         probe = ttl_probe(
             Link(star.family, "veth0", star.addr(star.ab, "b"), star.group), star.group, 47002
         )
-    with probe, star.a.entered():
-        async with aiomcast.open_sender(star.group, 47002, interface="veth0", ttl=0) as tx:
-            await tx.send(b"ttl zero")
-            data, seen = await asyncio.to_thread(received_ttl, probe)
+    with probe, star.a.entered(), _raw_sender(star.family, "veth0", 0) as raw:
+        raw.sendto(b"ttl zero", (star.group, 47002))
+        data, seen = await asyncio.to_thread(received_ttl, probe)
     assert (data, seen) == (b"ttl zero", 0)
+
+
+async def test_aiomcast_host_scope_stays_on_the_host(star: Star) -> None:
+    # seed S8, made real: an aiomcast sender with TTL 0 puts nothing on the link (IPv4: it
+    # goes out of the loopback interface; IPv6: only interface-local groups, never
+    # transmitted). Proven by a capture on the neighbour that sees nothing.
+    group = star.group if star.family == "ipv4" else "ff11::1:2:3"
+    capture = start_capture(star.b, "veth0", "udp")
+    with star.a.entered():
+        async with (
+            aiomcast.open_receiver(
+                group, 47006, interface="lo" if star.family == "ipv4" else "veth0"
+            ) as local,
+            aiomcast.open_sender(group, 47006, interface="veth0", ttl=0) as tx,
+        ):
+            for n in range(3):
+                await tx.send(f"host only {n}".encode())
+            got = await collect(local, 3)
+    seen = stop_capture(capture)
+    assert [d.payload for d in got] == [b"host only 0", b"host only 1", b"host only 2"]
+    assert seen == []
+
+
+async def test_receivers_refuse_ttl_zero_from_another_host(star: Star) -> None:
+    # seed S8, receiving side: a TTL-0 datagram that came from another host broke the host
+    # scope; aiomcast receivers refuse it (a BPF filter) and count it as a kernel drop. With
+    # the guard off, the datagram is delivered, as the kernel would.
+    with star.b.entered():
+        guarded = await aiomcast.open_receiver(star.group, 47007, interface="veth0")
+        open_door = await aiomcast.open_receiver(
+            star.group, 47007, interface="veth0", host_scope_guard=False
+        )
+    async with guarded, open_door:
+        with star.a.entered(), _raw_sender(star.family, "veth0", 0) as raw:
+            raw.sendto(b"ttl zero from a", (star.group, 47007))
+        assert [d.payload for d in await collect(open_door, 1)] == [b"ttl zero from a"]
+        assert await nothing_arrives(guarded)
+        assert guarded.stats.kernel_dropped == 1
+        assert guarded.stats.received == 0
+        with star.a.entered(), _raw_sender(star.family, "veth0", 1) as raw:
+            raw.sendto(b"ttl one", (star.group, 47007))
+        assert [d.payload for d in await collect(guarded, 1)] == [b"ttl one"]
+        assert guarded.stats.kernel_dropped == 1
 
 
 async def test_outgoing_interface_chooses_the_one_link(star: Star) -> None:
@@ -196,7 +263,8 @@ async def test_expanding_ring_search_finds_a_responder_on_the_next_host(star: St
 
 
 async def test_expanding_ring_search_reports_no_responder(star: Star) -> None:
-    # seed S10: the search stops at the maximum and says nothing answered.
+    # seed S10: the search stops at the maximum and says nothing answered. For IPv6 groups
+    # wider than interface-local it starts at hop limit 1 (hop limit 0 would leave the host).
     with star.a.entered():
         searcher = await aiomcast.open_endpoint(star.group, 47005, interface="veth0")
     async with searcher:
@@ -205,15 +273,27 @@ async def test_expanding_ring_search_reports_no_responder(star: Star) -> None:
         assert searcher.ttl == 9  # restored
     assert not result.found
     assert result.ttl is None
-    assert result.tried == (0, 1, 2)
-    assert result.ignored == 3  # its own query, looped back each time (loopback on)
+    if star.family == "ipv4":
+        # TTL 0 goes over lo, where the searcher is not a member: only 1 and 2 loop back.
+        assert (result.tried, result.ignored) == ((0, 1, 2), 2)
+    else:
+        assert (result.tried, result.ignored) == ((1, 2), 2)
 
 
-async def test_expanding_ring_search_on_one_host_stops_at_ttl_zero(link: Link) -> None:
-    # seed S8 + S10: a responder on the same host answers the TTL-0 query (local delivery).
+async def test_expanding_ring_search_on_one_host_stops_at_ttl_zero(
+    family: str, local_veth: object
+) -> None:
+    # seed S8 + S10: a responder on the same host answers the TTL-0 query. IPv4 host scope
+    # runs over lo, so both join there; IPv6 uses an interface-local group.
+    if family == "ipv4":
+        group, where = "239.1.2.3", "lo"
+    else:
+        require_root("IPv6 needs the veth pair")
+        assert isinstance(local_veth, LinkPair)
+        group, where = "ff11::1:2:3", local_veth.ipv6.interface
     async with (
-        aiomcast.open_endpoint(link.group, 0, interface=link.interface) as responder,
-        aiomcast.open_endpoint(link.group, responder.port, interface=link.interface) as searcher,
+        aiomcast.open_endpoint(group, 0, interface=where) as responder,
+        aiomcast.open_endpoint(group, responder.port, interface=where) as searcher,
     ):
 
         async def answer() -> None:

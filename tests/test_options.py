@@ -619,3 +619,32 @@ def test_kernel_multicast_all(udp4: socket.socket, udp6: socket.socket) -> None:
         assert option is not None
         apply(sock, option)
         assert read_int(sock, option.level, option.name) == 0
+
+
+# -- the host-scope guard (seed S8) -----------------------------------------------------------
+
+HOST_SCOPE_FILTER_CASES = [
+    # family, loopback index, TTL byte offset in the network header
+    (Family.IPV4, 1, 8),
+    (Family.IPV6, 1, 7),
+    (Family.IPV4, 7, 8),
+]
+
+
+@pytest.mark.parametrize(("family", "lo", "ttl_offset"), HOST_SCOPE_FILTER_CASES)
+def test_host_scope_filter_program(family: Family, lo: int, ttl_offset: int) -> None:
+    from aiomcast._options import host_scope_filter
+
+    program = host_scope_filter(family, lo)
+    assert len(program) == 8 * 8
+    insns = [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
+    assert insns == [
+        (0x30, 0, 0, (-0x100000 + ttl_offset) & 0xFFFFFFFF),  # A = TTL / hop limit
+        (0x15, 0, 4, 0),  # TTL 0? else accept
+        (0x20, 0, 0, (-0x1000 + 4) & 0xFFFFFFFF),  # A = pkt_type
+        (0x15, 2, 0, 5),  # PACKET_LOOPBACK: accept
+        (0x20, 0, 0, (-0x1000 + 8) & 0xFFFFFFFF),  # A = ifindex
+        (0x15, 0, 1, lo),  # arrived on lo: accept
+        (0x06, 0, 0, 0x40000),  # accept
+        (0x06, 0, 0, 0),  # refuse
+    ]
