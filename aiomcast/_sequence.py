@@ -11,7 +11,15 @@ from typing import Final
 
 from ._errors import InvalidArgumentError, show
 
-__all__ = ["SEQUENCE_HEADER", "SequenceTracker", "pack_sequence", "unpack_sequence"]
+__all__ = [
+    "IPERF2_HEADER",
+    "SEQUENCE_HEADER",
+    "SequenceTracker",
+    "pack_iperf2",
+    "pack_sequence",
+    "unpack_iperf2",
+    "unpack_sequence",
+]
 
 #: Format of the sequence number at the start of an aiomcast test payload.
 SEQUENCE_HEADER: Final = struct.Struct(">Q")
@@ -119,3 +127,47 @@ class SequenceTracker:
     def gaps(self) -> int:
         """Sequence numbers between the first and highest seen that never arrived."""
         return len(self._missing) + self._expired
+
+
+#: iperf2's UDP datagram header (iperf 2.0.x and 2.1.x, network order): a signed 32-bit
+#: sequence number (negative on the final datagram), the send time in seconds and
+#: microseconds, and the upper 32 bits of a 64-bit sequence number.
+IPERF2_HEADER: Final = struct.Struct("!iIIi")
+
+
+def pack_iperf2(sequence: int, size: int, now: float, *, final: bool = False) -> bytes:
+    """Return an iperf2-compatible UDP payload of ``size`` bytes (at least 16).
+
+    iperf2 numbers data datagrams 1, 2, 3, ... and ends a stream with a final datagram whose
+    number is the negative of the next one (after n datagrams: -(n + 1)); its servers compute
+    loss from the numbers and jitter from the send times, and print their report on the
+    final datagram.
+
+    Raises:
+        InvalidArgumentError: the sequence is not in 1 to 2**31-1 or ``size`` is below 16.
+    """
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 < sequence < 2**31:
+        raise InvalidArgumentError(
+            f"iperf2 sequence {show(sequence)} is not an integer 1 to 2**31-1", value=sequence
+        )
+    if isinstance(size, bool) or not isinstance(size, int) or size < IPERF2_HEADER.size:
+        raise InvalidArgumentError(
+            f"iperf2 datagrams carry a {IPERF2_HEADER.size}-byte header; size {show(size)} is "
+            "too small",
+            value=size,
+        )
+    seconds = int(now)
+    micros = int((now - seconds) * 1_000_000)
+    number = -sequence if final else sequence
+    header = IPERF2_HEADER.pack(number, seconds, micros, -1 if final else 0)
+    return header + bytes(size - IPERF2_HEADER.size)
+
+
+def unpack_iperf2(payload: bytes) -> tuple[int | None, bool]:
+    """Return (sequence number, is final) of an iperf2 datagram; (None, False) if too short."""
+    if len(payload) < IPERF2_HEADER.size:
+        return None, False
+    number, _sec, _usec, upper = IPERF2_HEADER.unpack_from(payload)
+    if number < 0:
+        return None, True
+    return (upper << 32 | number) if upper > 0 else number, False

@@ -13,6 +13,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
@@ -22,7 +23,14 @@ from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
 from ._protocol import Datagram
 from ._run import run
-from ._sequence import SequenceTracker, pack_sequence, unpack_sequence
+from ._sequence import (
+    IPERF2_HEADER,
+    SequenceTracker,
+    pack_iperf2,
+    pack_sequence,
+    unpack_iperf2,
+    unpack_sequence,
+)
 
 __all__ = ["main"]
 
@@ -82,6 +90,12 @@ def _build_parser() -> _Parser:
     p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
     p.add_argument("--idle", type=_positive_float, help="stop S idle seconds after a datagram")
     p.add_argument("--queue", type=_count, default=65536, help="receive queue bound")
+    p.add_argument(
+        "--format",
+        choices=["aiomcast", "iperf2"],
+        default="aiomcast",
+        help="sequence numbers for --stats: aiomcast's (send --size) or iperf2's UDP header",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per datagram")
     out.add_argument("--stats", action="store_true", help="one JSON summary at the end")
@@ -102,6 +116,13 @@ def _build_parser() -> _Parser:
     body = p.add_mutually_exclusive_group()
     body.add_argument("--size", type=_count, help="payload bytes; starts with a 64-bit sequence")
     body.add_argument("--message", help="payload text")
+    p.add_argument(
+        "--format",
+        choices=["aiomcast", "iperf2"],
+        default="aiomcast",
+        help="iperf2: write iperf2's UDP header (sequence, send time) and a final datagram, "
+        "so an iperf2 server reports loss and jitter",
+    )
     p.add_argument("--stats", action="store_true", help="one JSON summary at the end")
 
     p = sub.add_parser("demo", help="show multicast working on this host, no set-up needed")
@@ -153,6 +174,7 @@ async def _listen(args: argparse.Namespace) -> int:
     first: float | None = None
     last: float | None = None
     count = 0
+    finals = 0
     # Bound to the group address, the socket receives only datagrams sent to the group, so
     # "group" in --json is known, not guessed. Membership on one interface (with
     # IP_MULTICAST_ALL off) makes "interface" known too.
@@ -194,7 +216,14 @@ async def _listen(args: argparse.Namespace) -> int:
                     first = last
                 count += 1
                 if args.stats:
-                    tracker.add(unpack_sequence(datagram.payload))
+                    if args.format == "iperf2":
+                        number, final = unpack_iperf2(datagram.payload)
+                        if final:
+                            finals += 1
+                        else:
+                            tracker.add(number)
+                    else:
+                        tracker.add(unpack_sequence(datagram.payload))
                 elif args.json:
                     _emit(
                         {
@@ -226,6 +255,7 @@ async def _listen(args: argparse.Namespace) -> int:
                 "gaps": tracker.gaps,
                 "duplicates": tracker.duplicates,
                 "reordered": tracker.reordered,
+                **({"final": finals} if args.format == "iperf2" else {}),
                 "elapsed": round(elapsed, 6),
                 "pps": round((count - 1) / elapsed, 1) if elapsed > 0 else 0.0,
             }
@@ -240,9 +270,14 @@ async def _send(args: argparse.Namespace) -> int:
     if args.rate < 0 or args.rate != args.rate:
         raise InvalidArgumentError(f"--rate {args.rate} must be 0 or more", value=args.rate)
     limit = max_payload(group.family)
-    if args.size is not None and not 8 <= args.size <= limit:
+    smallest = IPERF2_HEADER.size if args.format == "iperf2" else 8
+    if args.format == "iperf2" and args.message is not None:
+        raise InvalidArgumentError("--format iperf2 sends sized datagrams, not --message")
+    if args.format == "iperf2" and args.size is None:
+        args.size = 1470  # iperf2's default UDP datagram size
+    if args.size is not None and not smallest <= args.size <= limit:
         raise InvalidArgumentError(
-            f"--size {args.size} must be 8 (the sequence number) to {limit} "
+            f"--size {args.size} must be {smallest} (the sequence header) to {limit} "
             f"({group.family.label} UDP limit)",
             value=args.size,
         )
@@ -262,6 +297,7 @@ async def _send(args: argparse.Namespace) -> int:
     ) as tx:
         started = loop.time()
         sent = 0
+        data_bytes = 0
         while (not args.count or sent < args.count) and not stop.is_set():
             now = loop.time()
             if args.duration is not None and now - started >= args.duration:
@@ -276,27 +312,37 @@ async def _send(args: argparse.Namespace) -> int:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
                     continue
-            payload = pack_sequence(sent, args.size) if args.size is not None else message
+            if args.format == "iperf2":
+                payload = pack_iperf2(sent + 1, args.size, time.time())
+            elif args.size is not None:
+                payload = pack_sequence(sent, args.size)
+            else:
+                payload = message
             await tx.send(payload)
             sent += 1
+            data_bytes += len(payload)
             if args.rate == 0 and sent % 256 == 0:
                 await asyncio.sleep(0)  # let signals and the transport run
         elapsed = loop.time() - started
+        if args.format == "iperf2":
+            # iperf2's final datagram: a server prints its loss and jitter report on it. It is
+            # not counted as data by iperf2, nor here.
+            await tx.send(pack_iperf2(sent + 1, args.size, time.time(), final=True))
         stats = tx.stats
     if args.stats:
         _emit(
             {
-                "sent": stats.sent,
-                "bytes": stats.sent_bytes,
+                "sent": sent,
+                "bytes": data_bytes,
                 "errors": stats.send_errors,
                 "elapsed": round(elapsed, 6),
-                "pps": round(stats.sent / elapsed, 1) if elapsed > 0 else 0.0,
+                "pps": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
             }
         )
     else:
         where = tx.interface.name if tx.interface is not None else "the default interface"
         print(
-            f"sent {stats.sent} datagram{'' if stats.sent == 1 else 's'} to {group}:{port} "
+            f"sent {sent} datagram{'' if sent == 1 else 's'} to {group}:{port} "
             f"with ttl {ttl} on {where}",
             file=sys.stderr,
         )
