@@ -29,6 +29,7 @@ import ctypes.util
 import dataclasses
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -50,6 +51,8 @@ __all__ = [
     "enter_private_network",
     "in_private_network",
     "lab_available",
+    "leftover_namespaces",
+    "sweep",
 ]
 
 CLONE_NEWNET: Final = 0x40000000
@@ -666,3 +669,24 @@ def leftover_namespaces(prefix: str = "amc") -> list[str]:
         return sorted(n for n in os.listdir(_NETNS_DIR) if n.startswith(prefix))
     except FileNotFoundError:
         return []
+
+
+def sweep(owner_pid: int | None = None) -> list[str]:
+    """Remove namespaces a lab of process ``owner_pid`` (default: this one) left behind.
+
+    Kills what still runs inside them (router daemons, captures) first. Returns their names.
+    Labs remove themselves on exit; this is the safety net for a process that was killed.
+    """
+    pid = os.getpid() if owner_pid is None else owner_pid
+    pattern = re.compile(rf"^amc[a-z]*{pid}x\d+-")
+    removed = []
+    for name in leftover_namespaces("amc"):
+        if not pattern.match(name):
+            continue
+        pids = _run(["ip", "netns", "pids", name], check=False).stdout.split()
+        for victim in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(victim), 9)
+        _run(["ip", "netns", "del", name], check=False)
+        removed.append(name)
+    return removed

@@ -36,6 +36,14 @@ def pytest_configure(config: pytest.Config) -> None:
 _isolated_key = pytest.StashKey[bool]()
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Labs remove themselves; this catches anything a crashed test left behind.
+    if LAB_OK:
+        left = lab.sweep()
+        if left:
+            print(f"\naiomcast: removed leftover namespaces {left}")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     if config.stash.get(_isolated_key, False):
         return "aiomcast: tests run in a private network namespace (root)"

@@ -21,7 +21,7 @@ import pytest_asyncio
 
 import aiomcast
 from aiomcast import lab
-from tests.helpers import collect, nothing_arrives, require_root
+from tests.helpers import collect, nothing_arrives, require_root, start_capture, stop_capture
 
 pytestmark = pytest.mark.asyncio
 
@@ -287,3 +287,46 @@ async def test_lab_leaves_nothing_behind(family: str) -> None:
     assert all(d is not None and d.poll() is not None for d in daemons)
     assert not [n for n in lab.leftover_namespaces("amct") if n.startswith(tag)]
     assert names
+
+
+async def test_each_datagram_leaves_through_exactly_one_interface(
+    net: lab.Lab, family: str
+) -> None:
+    # seed S12: a host with two multicast interfaces sends each datagram through one of them.
+    # seed S13: the outgoing interface option moves it; resetting restores the default, which
+    # follows the route for the group. Captured on both interfaces of the sending host.
+    net.build("hosts m h1 h2\nnet 1 m h1\nnet 2 m h2\n")
+    m = net["m"]
+    if family == "ipv4":
+        m.ip("route", "add", "224.0.0.0/4", "dev", "n1")
+    else:
+        m.ip(
+            "-6",
+            "route",
+            "add",
+            "multicast",
+            "ff00::/8",
+            "dev",
+            "n1",
+            "table",
+            "local",
+            "metric",
+            "10",
+        )
+    group = GROUPS[family]
+    with m.entered():
+        tx = await aiomcast.open_sender(group, 7008)
+
+    async def where(payload: bytes) -> list[str]:
+        captures = {name: start_capture(m, name, "udp port 7008") for name in ("n1", "n2")}
+        await tx.send(payload)
+        lines = {name: stop_capture(proc, settle=0.3) for name, proc in captures.items()}
+        return [name for name, seen in lines.items() for _ in seen]
+
+    async with tx:
+        assert await where(b"default") == ["n1"]
+        with m.entered():
+            tx.interface = "n2"
+        assert await where(b"chosen") == ["n2"]
+        tx.interface = None
+        assert await where(b"reset") == ["n1"]
