@@ -48,6 +48,7 @@ from ._errors import (
     NotJoinedError,
     show,
 )
+from ._fastio import FastDatagramTransport, batch_receiver_available
 from ._interfaces import Interface, InterfaceLike, loopback_index, resolve_interface
 from ._options import PLATFORM, host_scope_filter
 from ._protocol import Datagram, MulticastProtocol, Overflow, Stats
@@ -461,6 +462,35 @@ class _ReceiveAPI(_Core):
         """
         return await self._receive()
 
+    def batches(self, max_size: int = 1024) -> AsyncIterator[list[Datagram]]:
+        """Iterate over lists of datagrams: everything queued, up to ``max_size`` at a time.
+
+        For consumers that can take many at once: one wake-up and one await per batch instead
+        of per datagram. Ends like the per-datagram iterator (on close, after draining).
+        """
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise InvalidArgumentError(
+                f"max_size {show(max_size)} must be a positive integer", value=max_size
+            )
+        return _Batches(self, max_size)
+
+    async def _receive_batch(self, max_size: int) -> list[Datagram]:
+        first = await self._receive()
+        queue = self._protocol.queue
+        take = min(len(queue), max_size - 1)
+        batch = [first]
+        if take:
+            popleft = queue.popleft
+            batch.extend(popleft() for _ in range(take))
+            self._protocol.counters.delivered += take
+        return batch
+
+    @property
+    def receive_buffer(self) -> int:
+        """The receive buffer the kernel granted the socket (SO_RCVBUF), in bytes."""
+        self._check_open()
+        return int(self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
     def __aiter__(self) -> AsyncIterator[Datagram]:
         return self
 
@@ -554,6 +584,25 @@ class _SendAPI(_Core):
         """The default (group, port) of send(), if any."""
         return self._default_destination
 
+    async def send_many(
+        self,
+        payloads: Iterable[bytes | bytearray | memoryview],
+        group: GroupLike | None = None,
+        port: int | None = None,
+    ) -> int:
+        """Send several datagrams to one destination in as few syscalls as possible.
+
+        On the fast path datagrams of equal size go out in one UDP_SEGMENT (GSO) send, others
+        with sendmmsg; receivers still see separate datagrams. Waits while the transport's
+        buffer is above its high-water mark; what the socket cannot take yet waits in order,
+        nothing is dropped. Returns the number of datagrams sent.
+
+        Raises:
+            PayloadTooLargeError: a payload is too large (nothing is sent).
+            KernelError: the kernel refused the datagrams.
+        """
+        return await _send_many(self, payloads, group, port)
+
     async def send(
         self,
         payload: bytes | bytearray | memoryview,
@@ -574,6 +623,65 @@ class _SendAPI(_Core):
         if self._ttl == 0 and self._family is Family.IPV6:
             _check_ipv6_host_scope(destination[0])
         await self._send(payload, destination)
+
+
+async def _send_many(
+    endpoint: _SendAPI, payloads: Iterable[object], group: GroupLike | None, port: int | None
+) -> int:
+    endpoint._check_open()
+    destination = endpoint._destination(group, port, endpoint._default_destination)
+    if endpoint._ttl == 0 and endpoint._family is Family.IPV6:
+        _check_ipv6_host_scope(destination[0])
+    family = endpoint._family
+    items = [bytes(check_payload(p, family)) for p in payloads]
+    protocol = endpoint._protocol
+    transport = endpoint._transport
+    if not protocol.writable.is_set():
+        await protocol.writable.wait()
+        endpoint._check_open()
+    if isinstance(transport, FastDatagramTransport) and all(items):
+        protocol.sending = True
+        protocol.send_failure = None
+        try:
+            transport.send_many(items, destination)
+        finally:
+            protocol.sending = False
+        failure = protocol.take_send_failure()
+        if failure is not None:
+            raise KernelError(
+                failure.errno,
+                operation="send_many",
+                group=str(destination[0]),
+                interface=endpoint._outgoing_name(),
+                detail=failure.strerror,
+            ) from failure
+        counters = protocol.counters
+        counters.sent += len(items)
+        counters.sent_bytes += sum(len(p) for p in items)
+        return len(items)
+    for payload in items:
+        await endpoint._send(payload, destination)
+    return len(items)
+
+
+@final
+class _Batches:
+    """Async iterator returned by ``batches()``."""
+
+    __slots__ = ("_endpoint", "_max")
+
+    def __init__(self, endpoint: _ReceiveAPI, max_size: int) -> None:
+        self._endpoint = endpoint
+        self._max = max_size
+
+    def __aiter__(self) -> _Batches:
+        return self
+
+    async def __anext__(self) -> list[Datagram]:
+        try:
+            return await self._endpoint._receive_batch(self._max)
+        except EndpointClosedError:
+            raise StopAsyncIteration from None
 
 
 @final
@@ -615,6 +723,29 @@ def _buffered(transport: asyncio.DatagramTransport) -> int:
     # Both asyncio's and uvloop's datagram transports have get_write_buffer_size, but the
     # DatagramTransport type does not declare it.
     size: int = getattr(transport, "get_write_buffer_size", lambda: 0)()
+    return size
+
+
+#: What ``fast=None`` means: None is "wherever supported"; tests set True or False to run the
+#: same endpoint tests on both transports.
+default_fast: bool | None = None
+
+
+def _use_fast(fast: bool | None) -> bool:
+    if fast is None:
+        return batch_receiver_available() if default_fast is None else default_fast
+    if not isinstance(fast, bool):
+        raise InvalidArgumentError(f"fast must be True, False or None, not {fast!r}", value=fast)
+    return fast
+
+
+def _check_buffer(size: object) -> int | None:
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= 1 << 30:
+        raise InvalidArgumentError(
+            f"receive_buffer {show(size)} must be a number of bytes from 1 to 2**30", value=size
+        )
     return size
 
 
@@ -673,6 +804,9 @@ async def _open(
     loopback: bool | None,
     destination: tuple[Group, int] | None,
     host_scope_guard: bool = False,
+    fast: bool = False,
+    gro: bool = False,
+    receive_buffer: int | None = None,
 ) -> E:
     iface = resolve_interface(interface, family) if interface is not None else None
     if bind_address is not None:
@@ -700,9 +834,15 @@ async def _open(
             _socket.set_loopback(raw, family, loopback)
         if iface is not None and issubclass(cls, _SendAPI):
             _socket.set_interface(raw, family, iface)
+        if receive_buffer is not None:
+            _socket.set_receive_buffer(raw, receive_buffer)
         protocol = MulticastProtocol(queue_size, overflow)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=raw)
+        if fast or gro:
+            raw.setblocking(False)
+            transport = FastDatagramTransport(loop, raw, protocol, gro=gro)
+        else:
+            transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=raw)
         endpoint = cls(
             sock=raw, family=family, protocol=protocol, transport=transport, interface=iface
         )
@@ -739,6 +879,9 @@ def open_receiver(
     bind_address: str | None = None,
     sock: socket.socket | None = None,
     host_scope_guard: bool = True,
+    fast: bool | None = None,
+    gro: bool = False,
+    receive_buffer: int | None = None,
 ) -> Opener[Receiver]:
     """Open a Receiver on ``port`` that joins ``groups`` on ``interface``.
 
@@ -759,6 +902,14 @@ def open_receiver(
         host_scope_guard: refuse TTL-0 datagrams that arrive from another host (S8: TTL 0
             is the host scope; Linux transmits such datagrams anyway). Refused datagrams are
             counted in ``stats.kernel_dropped``. Linux only.
+        fast: receive in batches (recvmmsg) and send in batches (sendmmsg, UDP GSO) through
+            aiomcast's own transport; None (default) wherever supported (Linux), False for
+            the event loop's own DatagramProtocol transport.
+        gro: ask the kernel to coalesce datagrams (UDP_GRO) and split them here; implies the
+            fast path.
+        receive_buffer: request this SO_RCVBUF size in bytes (SO_RCVBUFFORCE when the
+            limit net.core.rmem_max is lower and the process may); read what the kernel
+            granted from ``receive_buffer``.
 
     Returns an Opener: ``rx = await open_receiver(...)`` or ``async with open_receiver(...) as rx``.
     """
@@ -782,6 +933,9 @@ def open_receiver(
             loopback=None,
             destination=None,
             host_scope_guard=host_scope_guard,
+            fast=_use_fast(fast),
+            gro=gro,
+            receive_buffer=_check_buffer(receive_buffer),
         )
     )
 
@@ -794,6 +948,7 @@ def open_sender(
     ttl: object = DEFAULT_TTL,
     loopback: bool = DEFAULT_LOOPBACK,
     sock: socket.socket | None = None,
+    fast: bool | None = None,
 ) -> Opener[Sender]:
     """Open a Sender whose send() goes to ``group``:``port`` by default.
 
@@ -804,6 +959,8 @@ def open_sender(
         ttl: TTL / hop limit 0-255 or a TTLScope name; default 1, the subnet (S7, S9).
         loopback: deliver copies to members on this host; default on (S14).
         sock: an existing SOCK_DGRAM socket to use instead of a new one (S3).
+        fast: send through aiomcast's batching transport (send_many with sendmmsg / UDP GSO);
+            None (default) wherever supported, False for the event loop's transport.
     """
     target = Group(group)
     dport = validate_port(port, allow_zero=False)
@@ -825,6 +982,7 @@ def open_sender(
             ttl=hops,
             loopback=loop_on,
             destination=(target, dport),
+            fast=_use_fast(fast),
         )
     )
 
@@ -843,6 +1001,9 @@ def open_endpoint(
     bind_address: str | None = None,
     sock: socket.socket | None = None,
     host_scope_guard: bool = True,
+    fast: bool | None = None,
+    gro: bool = False,
+    receive_buffer: int | None = None,
 ) -> Opener[Endpoint]:
     """Open an Endpoint that joins ``groups`` on ``port`` and sends to the first of them.
 
@@ -873,6 +1034,9 @@ def open_endpoint(
             loopback=loop_on,
             destination=None,
             host_scope_guard=host_scope_guard,
+            fast=_use_fast(fast),
+            gro=gro,
+            receive_buffer=_check_buffer(receive_buffer),
         )
         if group_list:
             endpoint._default_destination = (group_list[0], endpoint.port)

@@ -147,6 +147,36 @@ class MulticastProtocol(asyncio.DatagramProtocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    # Hot path of the fast transport: one call per batch. Builds Datagram tuples directly
+    # (tuple.__new__ skips the NamedTuple constructor) and wakes the consumer once.
+    def datagrams_received(self, received: list[tuple[bytes, tuple[str, int]]]) -> None:
+        counters = self.counters
+        queue = self.queue
+        room = self.queue_size - len(queue)
+        counters.received += len(received)
+        make = tuple.__new__
+        if room < len(received):
+            counters.received_bytes += sum(len(payload) for payload, _ in received)
+            overflow = len(received) - max(room, 0)
+            counters.dropped += overflow
+            if self.overflow is Overflow.DROP_NEWEST:
+                received = received[: max(room, 0)]
+            else:
+                for _ in range(min(overflow, len(queue))):
+                    queue.popleft()
+                received = received[-self.queue_size :]
+            for payload, (host, port) in received:
+                queue.append(make(Datagram, (payload, host, port, None, None, None)))
+        else:
+            nbytes = 0
+            for payload, (host, port) in received:
+                nbytes += len(payload)
+                queue.append(make(Datagram, (payload, host, port, None, None, None)))
+            counters.received_bytes += nbytes
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def error_received(self, exc: Exception) -> None:
         if not isinstance(exc, OSError):  # pragma: no cover - transports only report OSError
             return

@@ -306,3 +306,23 @@ def kernel_drops(sock: socket.socket) -> int:
         return 0
     values = struct.unpack(f"@{len(raw) // 4}I", raw[: len(raw) // 4 * 4])
     return int(values[_SK_MEMINFO_DROPS]) if len(values) > _SK_MEMINFO_DROPS else 0
+
+
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> int:
+    """Request a receive buffer of ``size`` bytes; return what the kernel granted.
+
+    SO_RCVBUF is capped by net.core.rmem_max; where the grant is short and the process has
+    CAP_NET_ADMIN, SO_RCVBUFFORCE lifts the cap. Linux reports twice the requested size (it
+    counts its bookkeeping).
+    """
+    with os_errors("setsockopt(SO_RCVBUF)"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if granted < size and PLATFORM == "linux":
+        with contextlib.suppress(PermissionError, OSError):
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    return int(granted)

@@ -26,6 +26,13 @@ from tests.helpers import (
 pytestmark = pytest.mark.asyncio
 
 
+@pytest.fixture(autouse=True, params=["fast", "protocol"])
+def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test here on aiomcast's batching transport and on the loop's own."""
+    monkeypatch.setattr(aiomcast._endpoint, "default_fast", request.param == "fast")
+    return str(request.param)
+
+
 async def test_datagram_reaches_receiver_through_async_for(link: Link) -> None:
     # seed S1, S6: one datagram sent to the group (sendto with the group as destination)
     # reaches the member.

@@ -1,0 +1,443 @@
+# Design: the fast path. FastDatagramTransport is an asyncio datagram transport of its own,
+# registered with the running loop through add_reader / add_writer (which asyncio and uvloop
+# both offer), so the endpoints above it do not change. It differs from the loops' transports
+# where they are slow for multicast receivers:
+#   - each readiness event is drained with recvmmsg (Linux) into preallocated buffers: one
+#     syscall per batch instead of one per datagram, and one copy per payload;
+#   - with UDP_GRO the kernel coalesces datagrams of one flow into one buffer, split here;
+#   - send_many sends a list with one UDP_SEGMENT (GSO) sendmsg when the datagrams share a
+#     size, else with sendmmsg; when the socket buffer is full the rest waits in a bounded
+#     buffer and the protocol is paused (backpressure), nothing is dropped.
+# Elsewhere (no recvmmsg) it falls back to a recvfrom_into loop; that path is untested.
+from __future__ import annotations
+
+import asyncio
+import collections
+import ctypes
+import ctypes.util
+import errno
+import socket
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from ._options import PLATFORM
+
+__all__ = ["FastDatagramTransport", "batch_receiver_available"]
+
+SOL_UDP: Final = 17
+UDP_SEGMENT: Final = 103
+UDP_GRO: Final = 104
+MSG_DONTWAIT: Final = 0x40
+MSG_TRUNC: Final = 0x20
+#: Datagrams one UDP_SEGMENT send may carry (UDP_MAX_SEGMENTS in the kernel).
+GSO_MAX_SEGMENTS: Final = 64
+GSO_MAX_BYTES: Final = 65000
+
+
+class _IOVec(ctypes.Structure):
+    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
+
+
+class _MsgHdr(ctypes.Structure):
+    _fields_ = (
+        ("msg_name", ctypes.c_void_p),
+        ("msg_namelen", ctypes.c_uint32),
+        ("msg_iov", ctypes.c_void_p),
+        ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p),
+        ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    )
+
+
+class _MMsgHdr(ctypes.Structure):
+    _fields_ = (("msg_hdr", _MsgHdr), ("msg_len", ctypes.c_uint))
+
+
+_MMSG_SIZE: Final = ctypes.sizeof(_MMsgHdr)
+_STRIDE: Final = _MMSG_SIZE // 4
+_LEN_WORD: Final = _MMsgHdr.msg_len.offset // 4
+_FLAGS_WORD: Final = _MsgHdr.msg_flags.offset // 4
+_NAMELEN_WORD: Final = _MsgHdr.msg_namelen.offset // 4
+_NAME_SIZE: Final = 128  # sizeof(struct sockaddr_storage)
+
+_libc: Any = None
+if PLATFORM == "linux":
+    try:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        _libc.recvmmsg.argtypes = (
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_void_p,
+        )
+        _libc.recvmmsg.restype = ctypes.c_int
+        _libc.sendmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int)
+        _libc.sendmmsg.restype = ctypes.c_int
+    except (OSError, AttributeError):  # pragma: no cover - a libc without them
+        _libc = None
+
+
+def batch_receiver_available() -> bool:
+    """Whether recvmmsg / sendmmsg are usable here (Linux with glibc or musl)."""
+    return _libc is not None
+
+
+class _RecvBatch:
+    """Preallocated recvmmsg state: ``count`` slots of ``slot`` bytes, names and headers."""
+
+    def __init__(self, count: int, slot: int) -> None:
+        self.count = count
+        self.slot = slot
+        self.data = ctypes.create_string_buffer(count * slot)
+        self.names = ctypes.create_string_buffer(count * _NAME_SIZE)
+        self.iovs = (_IOVec * count)()
+        self.msgs = (_MMsgHdr * count)()
+        base = ctypes.addressof(self.data)
+        names = ctypes.addressof(self.names)
+        for i in range(count):
+            self.iovs[i].iov_base = base + i * slot
+            self.iovs[i].iov_len = slot
+            hdr = self.msgs[i].msg_hdr
+            hdr.msg_name = names + i * _NAME_SIZE
+            hdr.msg_iov = ctypes.addressof(self.iovs[i])
+            hdr.msg_iovlen = 1
+        self.data_view = memoryview(self.data).cast("B")
+        self.name_view = memoryview(self.names).cast("B")
+        # The headers as unsigned 32-bit words: msg_len, msg_flags and msg_namelen of message i
+        # are words i * STRIDE + LEN / FLAGS / NAMELEN.
+        self.words = memoryview(self.msgs).cast("B").cast("I")
+        self.msgs_address = ctypes.addressof(self.msgs)
+        self.used = count
+        self.reset_names()
+
+    def reset_names(self) -> None:
+        # recvmmsg writes the length of each source address back into msg_namelen: restore
+        # the slots the last call used.
+        words = self.words
+        for i in range(self.used):
+            words[i * _STRIDE + _NAMELEN_WORD] = _NAME_SIZE
+
+
+class FastDatagramTransport(asyncio.DatagramTransport):
+    """A datagram transport that receives in batches (recvmmsg) and sends in batches.
+
+    It calls the same protocol methods as asyncio's transports, plus
+    ``datagrams_received(list[(payload, address)])`` when the protocol has it.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol: asyncio.DatagramProtocol,
+        *,
+        batch: int = 64,
+        slot: int = 65536,
+        gro: bool = False,
+        high_water: int = 1 << 20,
+    ) -> None:
+        super().__init__()
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._family = sock.family
+        self._closing = False
+        self._gro = gro
+        self._batch = _RecvBatch(batch, slot) if _libc is not None and not gro else None
+        self._gro_buffer = bytearray(65536) if gro else None
+        self._addr_cache: dict[bytes, tuple[str, int]] = {}
+        self._pending: collections.deque[tuple[bytes, Any]] = collections.deque()
+        self._pending_bytes = 0
+        self._high_water = high_water
+        self._paused = False
+        self._many: Callable[[list[tuple[bytes, Any]]], None] | None = getattr(
+            protocol, "datagrams_received", None
+        )
+        self._extra = {"socket": sock, "sockname": sock.getsockname()}
+        if gro:
+            sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+        protocol.connection_made(self)
+        loop.add_reader(self._fd, self._on_readable)
+
+    # -- asyncio transport interface ---------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Return ``socket`` or ``sockname``, like asyncio's transports."""
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        """True once close() or abort() was called."""
+        return self._closing
+
+    def close(self) -> None:
+        """Stop reading, drop nothing already handed over, and release the socket soon."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._fd)
+        self._loop.remove_writer(self._fd)
+        self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        """Close at once, discarding datagrams still waiting to be sent."""
+        self._pending.clear()
+        self._pending_bytes = 0
+        self.close()
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes waiting for room in the socket buffer."""
+        return self._pending_bytes
+
+    def _call_connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._sock.close()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _source(self, raw: bytes) -> tuple[str, int]:
+        # Fast path: one dict look-up per datagram; sources of a stream repeat.
+        address = self._addr_cache.get(raw)
+        if address is None:
+            family = int.from_bytes(raw[:2], "little")
+            port = int.from_bytes(raw[2:4], "big")
+            if family == socket.AF_INET:
+                host = socket.inet_ntop(socket.AF_INET, raw[4:8])
+            else:
+                host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+            address = (host, port)
+            if len(self._addr_cache) > 4096:
+                self._addr_cache.clear()
+            self._addr_cache[raw] = address
+        return address
+
+    def _on_readable(self) -> None:
+        try:
+            if self._gro_buffer is not None:
+                self._read_gro()
+            elif self._batch is not None:
+                self._read_batches()
+            else:  # pragma: no cover - platforms without recvmmsg
+                self._read_plain()
+        except OSError as exc:
+            self._protocol.error_received(exc)
+
+    # Hot path: drain the socket with recvmmsg, at most 16 batches per readiness event so the
+    # loop stays fair to other tasks. Lengths, flags and source addresses are read through
+    # memoryviews of the preallocated headers (no ctypes attribute access per datagram); each
+    # payload is copied once, into its bytes object.
+    def _read_batches(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        fd, address, count, slot = self._fd, batch.msgs_address, batch.count, batch.slot
+        data, names, words = batch.data_view, batch.name_view, batch.words
+        deliver, source, cache = self._many, self._source, self._addr_cache
+        for _ in range(16):
+            batch.reset_names()
+            n = _libc.recvmmsg(fd, address, count, MSG_DONTWAIT, None)
+            if n < 0:
+                batch.used = 0
+                err = ctypes.get_errno()
+                if err in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+                    return
+                raise OSError(err, errno.errorcode.get(err, "recvmmsg"))
+            batch.used = n
+            received: list[tuple[bytes, Any]] = []
+            append = received.append
+            for i in range(n):
+                at = i * _STRIDE
+                if words[at + _FLAGS_WORD] & MSG_TRUNC:  # impossible with 64 KiB slots
+                    self._protocol.error_received(OSError(errno.EMSGSIZE, "datagram truncated"))
+                    continue
+                start = i * slot
+                name = i * _NAME_SIZE
+                raw = bytes(names[name : name + words[at + _NAMELEN_WORD]])
+                addr = cache.get(raw) or source(raw)
+                append((bytes(data[start : start + words[at + _LEN_WORD]]), addr))
+            if deliver is not None:
+                deliver(received)
+            else:
+                on_datagram = self._protocol.datagram_received
+                for payload, addr in received:
+                    on_datagram(payload, addr)
+            if n < count or self._closing:
+                return
+
+    def _read_gro(self) -> None:
+        buffer = self._gro_buffer
+        assert buffer is not None
+        view = memoryview(buffer)
+        for _ in range(64):
+            try:
+                length, ancdata, _flags, addr = self._sock.recvmsg_into([buffer], 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            size = length
+            for level, kind, value in ancdata:
+                if level == SOL_UDP and kind == UDP_GRO:
+                    size = int.from_bytes(value[:4], "little") or length
+            address = (str(addr[0]), int(addr[1]))
+            received = (
+                [
+                    (bytes(view[start : min(start + size, length)]), address)
+                    for start in range(0, max(length, 1), size or 1)
+                ]
+                if length
+                else [(b"", address)]
+            )
+            if self._many is not None:
+                self._many(received)
+            else:
+                for payload, source in received:
+                    self._protocol.datagram_received(payload, source)
+            if self._closing:
+                return
+
+    def _read_plain(self) -> None:  # pragma: no cover - platforms without recvmmsg
+        for _ in range(256):
+            try:
+                payload, addr = self._sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            self._protocol.datagram_received(payload, (str(addr[0]), int(addr[1])))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        """Send one datagram now, or queue it behind earlier ones when the socket is full."""
+        if self._closing:
+            raise OSError(errno.EBADF, "transport is closing")
+        if not self._pending:
+            try:
+                self._sock.sendto(data, addr)
+                return
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                self._protocol.error_received(exc)
+                return
+        self._queue([(bytes(data), addr)])
+
+    def send_many(self, payloads: Sequence[bytes], addr: Any) -> None:
+        """Send ``payloads`` to ``addr`` in as few syscalls as possible, in order.
+
+        Datagrams that share a size go out with UDP_SEGMENT (the kernel or the NIC splits
+        them); others with sendmmsg. What does not fit in the socket buffer waits (see
+        get_write_buffer_size) and the protocol is paused above the high-water mark.
+        """
+        if self._closing:
+            raise OSError(errno.EBADF, "transport is closing")
+        if self._pending:
+            self._queue([(bytes(p), addr) for p in payloads])
+            return
+        sent = self._send_now(payloads, addr)
+        if sent < len(payloads):
+            self._queue([(bytes(p), addr) for p in payloads[sent:]])
+
+    def _send_now(self, payloads: Sequence[bytes], addr: Any) -> int:
+        """Send as many of ``payloads`` as the socket takes now; return how many."""
+        done = 0
+        total = len(payloads)
+        while done < total:
+            size = len(payloads[done])
+            run = done
+            limit = min(
+                total, done + GSO_MAX_SEGMENTS, done + max(1, GSO_MAX_BYTES // max(size, 1))
+            )
+            while run < limit and len(payloads[run]) == size:
+                run += 1
+            try:
+                if run - done > 1 and size > 0 and PLATFORM == "linux":
+                    segment = struct.pack("=H", size)
+                    self._sock.sendmsg(
+                        [b"".join(payloads[done:run])], [(SOL_UDP, UDP_SEGMENT, segment)], 0, addr
+                    )
+                    done = run
+                elif _libc is not None and run - done == 1 and total - done > 1:
+                    done += self._sendmmsg(payloads[done : min(total, done + 64)], addr)
+                else:
+                    self._sock.sendto(payloads[done], addr)
+                    done += 1
+            except (BlockingIOError, InterruptedError):
+                return done
+            except OSError as exc:
+                if exc.errno in (errno.EIO, errno.EINVAL) and run - done > 1:
+                    # No GSO on this path (device or kernel): one datagram at a time.
+                    self._sock.sendto(payloads[done], addr)
+                    done += 1
+                    continue
+                self._protocol.error_received(exc)
+                return total
+        return done
+
+    def _sendmmsg(self, payloads: Sequence[bytes], addr: Any) -> int:
+        count = len(payloads)
+        blob = b"".join(payloads)
+        buffer = ctypes.create_string_buffer(blob, len(blob) or 1)
+        name = _sockaddr(self._family, addr)
+        iovs = (_IOVec * count)()
+        msgs = (_MMsgHdr * count)()
+        base = ctypes.addressof(buffer)
+        offset = 0
+        for i, payload in enumerate(payloads):
+            iovs[i].iov_base = base + offset
+            iovs[i].iov_len = len(payload)
+            offset += len(payload)
+            hdr = msgs[i].msg_hdr
+            hdr.msg_name = ctypes.addressof(name)
+            hdr.msg_namelen = ctypes.sizeof(name)
+            hdr.msg_iov = ctypes.addressof(iovs[i])
+            hdr.msg_iovlen = 1
+        sent = _libc.sendmmsg(self._fd, ctypes.addressof(msgs), count, MSG_DONTWAIT)
+        if sent < 0:
+            err = ctypes.get_errno()
+            if err in (errno.EAGAIN, errno.EWOULDBLOCK):
+                raise BlockingIOError(err, "sendmmsg")
+            raise OSError(err, errno.errorcode.get(err, "sendmmsg"))
+        return int(sent)
+
+    def _queue(self, items: list[tuple[bytes, Any]]) -> None:
+        was_empty = not self._pending
+        self._pending.extend(items)
+        self._pending_bytes += sum(len(p) for p, _ in items)
+        if was_empty:
+            self._loop.add_writer(self._fd, self._on_writable)
+        if not self._paused and self._pending_bytes > self._high_water:
+            self._paused = True
+            self._protocol.pause_writing()
+
+    def _on_writable(self) -> None:
+        while self._pending:
+            addr = self._pending[0][1]
+            run: list[bytes] = []
+            for payload, target in self._pending:
+                if target != addr or len(run) >= 64:
+                    break
+                run.append(payload)
+            sent = self._send_now(run, addr)
+            for _ in range(sent):
+                payload, _target = self._pending.popleft()
+                self._pending_bytes -= len(payload)
+            if sent < len(run):
+                break
+        if not self._pending:
+            self._loop.remove_writer(self._fd)
+        if self._paused and self._pending_bytes <= self._high_water // 4:
+            self._paused = False
+            self._protocol.resume_writing()
+
+
+def _sockaddr(family: int, addr: Any) -> ctypes.Array[ctypes.c_char]:
+    if family == socket.AF_INET:
+        raw = struct.pack("=H", socket.AF_INET) + struct.pack("!H", addr[1])
+        raw += socket.inet_pton(socket.AF_INET, addr[0]) + bytes(8)
+    else:
+        scope = addr[3] if len(addr) > 3 else 0
+        raw = struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", addr[1], 0)
+        raw += socket.inet_pton(socket.AF_INET6, addr[0]) + struct.pack("=I", scope)
+    return ctypes.create_string_buffer(raw, len(raw))

@@ -1,0 +1,191 @@
+/* mcsend: a paced IPv4 multicast sender for the aiomcast benchmarks.
+ *
+ * Sends --count datagrams of --size bytes to GROUP:PORT at --rate datagrams/s (0: as fast as
+ * it can), in sendmmsg batches of at most --batch, out of the interface whose IPv4 address is
+ * --ifaddr, with TTL 1 and no local loopback copy. It stops after --count datagrams or
+ * --max-seconds, whichever comes first, and prints one JSON line on stdout.
+ *
+ * Payload formats:
+ *   seq     bytes 0-7: sequence number 0, 1, 2, ... (unsigned 64-bit big-endian, as
+ *           `aiomcast send --size` writes it); bytes 8-15: CLOCK_MONOTONIC send time in ns
+ *           (unsigned 64-bit big-endian), taken just before the sendmmsg call; zeros after.
+ *   iperf2  iperf2's UDP header: signed 32-bit number 1, 2, 3, ..., the CLOCK_REALTIME send
+ *           time in seconds and microseconds, and the upper 32 bits of the number; then the
+ *           final datagrams (negative number) that end an iperf2 server's report.
+ *
+ * Pacing: datagram i is due at start + i / rate. The sender sends what is due (at most one
+ * batch), then sleeps until the next datagram is due (clock_nanosleep, absolute). A sender that
+ * falls behind sends full batches back to back until it has caught up.
+ *
+ * Build: cc -O2 -o mcsend mcsend.c
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_BATCH 256
+#define MAX_SIZE 1472
+
+static uint64_t now_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void put_be64(unsigned char *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static void put_be32(unsigned char *p, uint32_t v) {
+    uint32_t n = htonl(v);
+    memcpy(p, &n, 4);
+}
+
+static double timeval_s(struct timeval tv) { return (double)tv.tv_sec + tv.tv_usec / 1e6; }
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: mcsend --group G --port P --ifaddr A --count N [--rate R] [--size S]\n"
+            "              [--batch B] [--format seq|iperf2] [--max-seconds T]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    const char *group = NULL, *ifaddr = NULL, *format = "seq";
+    long port = 0, size = 64, batch = 64;
+    unsigned long long count = 0;
+    double rate = 0, max_seconds = 60;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc) usage();
+        const char *v = argv[++i];
+        if (!strcmp(a, "--group")) group = v;
+        else if (!strcmp(a, "--ifaddr")) ifaddr = v;
+        else if (!strcmp(a, "--port")) port = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--count")) count = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--rate")) rate = strtod(v, NULL);
+        else if (!strcmp(a, "--size")) size = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--batch")) batch = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--format")) format = v;
+        else if (!strcmp(a, "--max-seconds")) max_seconds = strtod(v, NULL);
+        else usage();
+    }
+    int iperf2 = !strcmp(format, "iperf2");
+    if (!group || !ifaddr || port <= 0 || port > 65535 || count == 0 || rate < 0) usage();
+    if (size < 16 || size > MAX_SIZE || batch < 1 || batch > MAX_BATCH || max_seconds <= 0) usage();
+    if (!iperf2 && strcmp(format, "seq")) usage();
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) { perror("socket"); return 1; }
+    struct in_addr out;
+    if (inet_pton(AF_INET, ifaddr, &out) != 1) { fprintf(stderr, "bad --ifaddr\n"); return 2; }
+    unsigned char ttl = 1, loop = 0;
+    if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &out, sizeof out) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop) < 0) {
+        perror("setsockopt");
+        return 1;
+    }
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, group, &to.sin_addr) != 1) { fprintf(stderr, "bad --group\n"); return 2; }
+
+    static unsigned char bufs[MAX_BATCH][MAX_SIZE];
+    static struct iovec iov[MAX_BATCH];
+    static struct mmsghdr msgs[MAX_BATCH];
+    for (int i = 0; i < MAX_BATCH; i++) {
+        iov[i].iov_base = bufs[i];
+        iov[i].iov_len = (size_t)size;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &to;
+        msgs[i].msg_hdr.msg_namelen = sizeof to;
+    }
+
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    uint64_t start = now_ns(CLOCK_MONOTONIC);
+    uint64_t limit = start + (uint64_t)(max_seconds * 1e9);
+    unsigned long long sent = 0, errors = 0, calls = 0;
+    int timed_out = 0;
+    while (sent < count) {
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (now >= limit) { timed_out = 1; break; }
+        unsigned long long due = count - sent;
+        if (rate > 0) {
+            unsigned long long owed = (unsigned long long)((double)(now - start) * rate / 1e9) + 1;
+            if (owed <= sent) {
+                uint64_t next = start + (uint64_t)((double)sent * 1e9 / rate);
+                struct timespec ts = {.tv_sec = (time_t)(next / 1000000000ull),
+                                      .tv_nsec = (long)(next % 1000000000ull)};
+                clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+                continue;
+            }
+            if (owed - sent < due) due = owed - sent;
+        }
+        int n = due < (unsigned long long)batch ? (int)due : (int)batch;
+        uint64_t stamp = now_ns(iperf2 ? CLOCK_REALTIME : CLOCK_MONOTONIC);
+        for (int i = 0; i < n; i++) {
+            unsigned char *p = bufs[i];
+            uint64_t number = sent + (uint64_t)i;
+            if (iperf2) {
+                number += 1;
+                put_be32(p, (uint32_t)number);
+                put_be32(p + 4, (uint32_t)(stamp / 1000000000ull));
+                put_be32(p + 8, (uint32_t)(stamp % 1000000000ull / 1000u));
+                put_be32(p + 12, (uint32_t)(number >> 32));
+            } else {
+                put_be64(p, number);
+                put_be64(p + 8, stamp);
+            }
+        }
+        int done = sendmmsg(fd, msgs, (unsigned)n, 0);
+        calls++;
+        if (done < 0) {
+            if (errno == EINTR) continue;
+            /* ENOBUFS / EAGAIN: the datagram is lost; count it as sent-and-failed. */
+            errors++;
+            done = 1;
+        }
+        sent += (unsigned long long)done;
+    }
+    uint64_t end = now_ns(CLOCK_MONOTONIC);
+    getrusage(RUSAGE_SELF, &ru1);
+    if (iperf2) {
+        /* iperf2 ends a stream with a negative number: -(n + 1) after n datagrams. */
+        uint64_t stamp = now_ns(CLOCK_REALTIME);
+        unsigned char *p = bufs[0];
+        memset(p, 0, (size_t)size);
+        put_be32(p, (uint32_t)(-(int32_t)((sent + 1) & 0x7fffffffu)));
+        put_be32(p + 4, (uint32_t)(stamp / 1000000000ull));
+        put_be32(p + 8, (uint32_t)(stamp % 1000000000ull / 1000u));
+        put_be32(p + 12, (uint32_t)-1);
+        for (int i = 0; i < 5; i++) {
+            sendto(fd, p, (size_t)size, 0, (struct sockaddr *)&to, sizeof to);
+            struct timespec pause = {0, 10000000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    double elapsed = (double)(end - start) / 1e9;
+    double user = timeval_s(ru1.ru_utime) - timeval_s(ru0.ru_utime);
+    double sys = timeval_s(ru1.ru_stime) - timeval_s(ru0.ru_stime);
+    printf("{\"sender\": \"c-sendmmsg\", \"format\": \"%s\", \"rate_target\": %.0f, "
+           "\"count_target\": %llu, \"sent\": %llu, \"errors\": %llu, \"calls\": %llu, "
+           "\"elapsed_s\": %.6f, \"rate\": %.1f, \"user_s\": %.6f, \"sys_s\": %.6f, "
+           "\"cpu_s\": %.6f, \"timed_out\": %s}\n",
+           format, rate, count, sent, errors, calls, elapsed, elapsed > 0 ? sent / elapsed : 0.0,
+           user, sys, user + sys, timed_out ? "true" : "false");
+    close(fd);
+    return 0;
+}
