@@ -366,8 +366,9 @@ class FastDatagramTransport(asyncio.DatagramTransport):
             except (BlockingIOError, InterruptedError):
                 return done
             except OSError as exc:
-                if exc.errno in (errno.EIO, errno.EINVAL) and run - done > 1:
-                    # No GSO on this path (device or kernel): one datagram at a time.
+                if exc.errno in (errno.EIO, errno.EINVAL, errno.EMSGSIZE) and run - done > 1:
+                    # No GSO for this run: the device or kernel lacks it, or a segment does not
+                    # fit the MTU (GSO never fragments; a plain send does). One at a time.
                     self._sock.sendto(payloads[done], addr)
                     done += 1
                     continue

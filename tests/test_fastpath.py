@@ -119,3 +119,14 @@ async def test_bad_fast_path_arguments(link: Link) -> None:
         with pytest.raises(aiomcast.PayloadTooLargeError):
             await tx.send_many([b"ok", bytes(70000)])
         assert tx.stats.sent == 0  # nothing sent when one payload is refused
+
+
+async def test_send_many_larger_than_the_mtu_falls_back_to_single_sends(link: Link) -> None:
+    # UDP GSO never fragments: segments that do not fit the MTU (1400 + headers on a 1500
+    # veth is fine, 1480 over IPv6 is not) go out one by one, and fragmented, instead.
+    payloads = [bytes([n]) * 1480 for n in range(10)]
+    async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            assert await tx.send_many(payloads) == 10
+            got = await collect(rx, 10)
+    assert [d.payload for d in got] == payloads

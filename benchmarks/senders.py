@@ -1,0 +1,207 @@
+"""The Python senders of the aiomcast benchmarks: one process per measurement.
+
+    python benchmarks/senders.py KIND --group G --port P --interface IF --ifaddr A
+        --count N [--size 64] [--batch 64] [--max-seconds S]
+
+Each sender sends ``--count`` datagrams as fast as it can (unpaced), stops early after
+``--max-seconds``, and prints one JSON line: datagrams sent, elapsed seconds, and the CPU
+seconds (user + system, getrusage) its send loop used. Payloads are those of mcsend.c: a
+64-bit big-endian sequence number and the CLOCK_MONOTONIC send time in ns, zero-padded to
+``--size``; every sender builds each payload the same way. A sender whose aiomcast API is
+missing prints ``{"skipped": "<why>"}`` and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import uvloop
+
+import aiomcast
+
+_HEADER = struct.Struct(">QQ")
+
+
+class Skip(Exception):
+    """The sender cannot run here (an aiomcast API it needs is missing)."""
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def payload_maker(size: int) -> Callable[[int], bytes]:
+    """Return ``make(sequence) -> bytes``: header plus zero padding."""
+    pad = bytes(size - _HEADER.size)
+    pack = _HEADER.pack
+    now = time.monotonic_ns
+
+    def make(sequence: int) -> bytes:
+        return pack(sequence, now()) + pad
+
+    return make
+
+
+def plain_socket(interface_address: str) -> socket.socket:
+    """A sending socket: outgoing interface by address, TTL 1, no local copy (as mcsend.c)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface_address))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    return sock
+
+
+class Budget:
+    """The send loop's bounds: ``--count`` datagrams or ``--max-seconds``, whichever first."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.count = args.count
+        self.deadline = time.monotonic() + args.max_seconds
+
+    def expired(self) -> bool:
+        """True once the time bound has passed (checked once per batch of datagrams)."""
+        return time.monotonic() > self.deadline
+
+
+def blocking_sender(args: argparse.Namespace) -> int:
+    """``sock.sendto`` in a plain loop."""
+    sock = plain_socket(args.ifaddr)
+    destination = (args.group, args.port)
+    make, sendto, budget = payload_maker(args.size), sock.sendto, Budget(args)
+    sent = 0
+    try:
+        while sent < budget.count and not budget.expired():
+            for sequence in range(sent, min(sent + args.batch, budget.count)):
+                sendto(make(sequence), destination)
+            sent = min(sent + args.batch, budget.count)
+    finally:
+        sock.close()
+    return sent
+
+
+async def uvloop_sender(args: argparse.Namespace) -> int:
+    """uvloop's ``transport.sendto`` (yields to the loop once per batch)."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, sock=plain_socket(args.ifaddr)
+    )
+    destination = (args.group, args.port)
+    make, sendto, budget = payload_maker(args.size), transport.sendto, Budget(args)
+    sent = 0
+    try:
+        while sent < budget.count and not budget.expired():
+            for sequence in range(sent, min(sent + args.batch, budget.count)):
+                sendto(make(sequence), destination)
+            sent = min(sent + args.batch, budget.count)
+            await asyncio.sleep(0)
+    finally:
+        transport.close()
+    return sent
+
+
+async def _open_aiomcast(args: argparse.Namespace) -> Any:
+    return await aiomcast.open_sender(args.group, args.port, interface=args.interface, ttl=1)
+
+
+async def aiomcast_send_sender(args: argparse.Namespace) -> int:
+    """aiomcast ``await tx.send(payload)`` per datagram."""
+    tx = await _open_aiomcast(args)
+    make, send, budget = payload_maker(args.size), tx.send, Budget(args)
+    sent = 0
+    try:
+        while sent < budget.count and not budget.expired():
+            for sequence in range(sent, min(sent + args.batch, budget.count)):
+                await send(make(sequence))
+            sent = min(sent + args.batch, budget.count)
+    finally:
+        await tx.aclose()
+    return sent
+
+
+async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
+    """aiomcast ``await tx.send_many(payloads)``, ``--batch`` payloads per call."""
+    tx = await _open_aiomcast(args)
+    try:
+        if not hasattr(tx, "send_many"):
+            raise Skip("aiomcast's Sender has no send_many() yet")
+        make, send_many, budget = payload_maker(args.size), tx.send_many, Budget(args)
+        sent = 0
+        while sent < budget.count and not budget.expired():
+            end = min(sent + args.batch, budget.count)
+            await send_many([make(sequence) for sequence in range(sent, end)])
+            sent = end
+    finally:
+        await tx.aclose()
+    return sent
+
+
+AsyncSender = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+#: name -> async sender; every one runs on uvloop.
+ASYNC_SENDERS: dict[str, AsyncSender] = {
+    "uvloop-sendto": uvloop_sender,
+    "aiomcast-send": aiomcast_send_sender,
+    "aiomcast-send-many": aiomcast_send_many_sender,
+}
+KINDS = ["blocking-sendto", *ASYNC_SENDERS]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--interface", required=True, help="outgoing interface name")
+    parser.add_argument("--ifaddr", required=True, help="its IPv4 address")
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--max-seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    if args.size < _HEADER.size:
+        parser.error(f"--size {args.size} is below the {_HEADER.size}-byte header")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cpu0, t0 = cpu_seconds(), time.monotonic()
+    try:
+        if args.kind == "blocking-sendto":
+            sent = blocking_sender(args)
+        else:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                cpu0, t0 = cpu_seconds(), time.monotonic()
+                sent = runner.run(ASYNC_SENDERS[args.kind](args))
+    except Skip as why:
+        print(json.dumps({"sender": args.kind, "skipped": str(why)}), flush=True)
+        return 0
+    elapsed, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
+    print(
+        json.dumps(
+            {
+                "sender": args.kind,
+                "sent": sent,
+                "elapsed_s": elapsed,
+                "rate": sent / elapsed if elapsed > 0 else 0.0,
+                "cpu_s": cpu,
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
