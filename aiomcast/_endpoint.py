@@ -30,6 +30,7 @@ from ._address import (
     Group,
     GroupLike,
     check_payload,
+    max_payload,
     parse_family,
     validate_port,
     validate_ttl,
@@ -633,7 +634,13 @@ async def _send_many(
     if endpoint._ttl == 0 and endpoint._family is Family.IPV6:
         _check_ipv6_host_scope(destination[0])
     family = endpoint._family
-    items = [bytes(check_payload(p, family)) for p in payloads]
+    # Fast path: bytes payloads within the limit are used as they are (no copy); anything
+    # else goes through the full check, which names what is wrong.
+    limit = max_payload(family)
+    items = [
+        p if type(p) is bytes and len(p) <= limit else bytes(check_payload(p, family))
+        for p in payloads
+    ]
     protocol = endpoint._protocol
     transport = endpoint._transport
     if not protocol.writable.is_set():

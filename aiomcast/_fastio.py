@@ -345,12 +345,15 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         total = len(payloads)
         while done < total:
             size = len(payloads[done])
-            run = done
-            limit = min(
-                total, done + GSO_MAX_SEGMENTS, done + max(1, GSO_MAX_BYTES // max(size, 1))
-            )
-            while run < limit and len(payloads[run]) == size:
-                run += 1
+            per_send = max(1, GSO_MAX_BYTES // max(size, 1))
+            limit = min(total, done + GSO_MAX_SEGMENTS, done + per_send)
+            # Fast path: the common case of equal sizes is checked with one set of lengths.
+            if len({len(p) for p in payloads[done:limit]}) == 1:
+                run = limit
+            else:
+                run = done
+                while run < limit and len(payloads[run]) == size:
+                    run += 1
             try:
                 if run - done > 1 and size > 0 and PLATFORM == "linux":
                     segment = struct.pack("=H", size)

@@ -51,7 +51,7 @@ static int cmp_i64(const void *a, const void *b) {
 static void usage(void) {
     fprintf(stderr,
             "usage: mcrecv --group G --port P --ifaddr A [--expect N] [--format seq|iperf2|none]\n"
-            "              [--latency 0|1] [--idle S] [--first-timeout S]\n");
+            "              [--latency 0|1] [--idle S] [--first-timeout S] [--rcvbuf BYTES]\n");
     exit(2);
 }
 
@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
     const char *group = NULL, *ifaddr = NULL, *format = "seq";
     long port = 0;
     unsigned long long expect = 0;
-    int latency = 0;
+    int latency = 0, rcvbuf = 0;
     double idle = 0.5, first_timeout = 15;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -73,6 +73,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--latency")) latency = atoi(v);
         else if (!strcmp(a, "--idle")) idle = strtod(v, NULL);
         else if (!strcmp(a, "--first-timeout")) first_timeout = strtod(v, NULL);
+        else if (!strcmp(a, "--rcvbuf")) rcvbuf = atoi(v);
         else usage();
     }
     int fmt_seq = !strcmp(format, "seq"), fmt_iperf2 = !strcmp(format, "iperf2");
@@ -85,6 +86,7 @@ int main(int argc, char **argv) {
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
+    if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) { perror("bind"); return 1; }
     struct ip_mreq mreq;
