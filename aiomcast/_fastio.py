@@ -109,6 +109,7 @@ class _RecvBatch:
         # The headers as unsigned 32-bit words: msg_len, msg_flags and msg_namelen of message i
         # are words i * STRIDE + LEN / FLAGS / NAMELEN.
         self.words = memoryview(self.msgs).cast("B").cast("I")
+        self.name_words = self.name_view.cast("I")
         self.msgs_address = ctypes.addressof(self.msgs)
         self.used = count
         self.reset_names()
@@ -149,7 +150,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         self._gro = gro
         self._batch = _RecvBatch(batch, slot) if _libc is not None and not gro else None
         self._gro_buffer = bytearray(65536) if gro else None
-        self._addr_cache: dict[bytes, tuple[str, int]] = {}
+        self._addr_cache: dict[Any, tuple[str, int]] = {}
         self._pending: collections.deque[tuple[bytes, Any]] = collections.deque()
         self._pending_bytes = 0
         self._high_water = high_water
@@ -235,8 +236,10 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         batch = self._batch
         assert batch is not None
         fd, address, count, slot = self._fd, batch.msgs_address, batch.count, batch.slot
-        data, names, words = batch.data_view, batch.name_view, batch.words
+        data, names, words, name_words = batch.data, batch.name_view, batch.words, batch.name_words
         deliver, source, cache = self._many, self._source, self._addr_cache
+        ipv4 = self._family == socket.AF_INET
+        name_stride = _NAME_SIZE // 4
         for _ in range(16):
             batch.reset_names()
             n = _libc.recvmmsg(fd, address, count, MSG_DONTWAIT, None)
@@ -255,10 +258,22 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     self._protocol.error_received(OSError(errno.EMSGSIZE, "datagram truncated"))
                     continue
                 start = i * slot
-                name = i * _NAME_SIZE
-                raw = bytes(names[name : name + words[at + _NAMELEN_WORD]])
-                addr = cache.get(raw) or source(raw)
-                append((bytes(data[start : start + words[at + _LEN_WORD]]), addr))
+                if ipv4:
+                    # Fast path: sockaddr_in is two words (family and port, address); one int
+                    # key, no bytes object per datagram.
+                    w = i * name_stride
+                    key: Any = name_words[w] | name_words[w + 1] << 32
+                    addr = cache.get(key)
+                    if addr is None:
+                        addr = source(bytes(names[w * 4 : w * 4 + 8]))
+                        cache[key] = addr
+                else:
+                    name = i * _NAME_SIZE
+                    raw = bytes(names[name : name + words[at + _NAMELEN_WORD]])
+                    addr = cache.get(raw) or source(raw)
+                # ctypes slicing of a char array makes the bytes object in one step.
+                payload: bytes = data[start : start + words[at + _LEN_WORD]]  # type: ignore[assignment]
+                append((payload, addr))
             if deliver is not None:
                 deliver(received)
             else:

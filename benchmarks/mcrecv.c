@@ -1,7 +1,8 @@
 /* mcrecv: the reference receiver of the aiomcast benchmarks (recvmmsg, batches of 64).
  *
  * Joins GROUP on the interface whose IPv4 address is --ifaddr, binds the wildcard address on
- * PORT (SO_REUSEADDR, IP_MULTICAST_ALL off), prints "ready" once joined, then counts
+ * PORT (SO_REUSEADDR, IP_MULTICAST_ALL off, SO_RCVBUF --rcvbuf if given), prints "ready"
+ * once joined, then counts
  * datagrams until none arrived for --idle seconds (or none at all within --first-timeout),
  * and prints one JSON line. Payload formats are those of mcsend.c: with "seq" it counts unique
  * sequence numbers below --expect and duplicates, and with --latency it records the one-way

@@ -9,9 +9,9 @@
  *   seq     bytes 0-7: sequence number 0, 1, 2, ... (unsigned 64-bit big-endian, as
  *           `aiomcast send --size` writes it); bytes 8-15: CLOCK_MONOTONIC send time in ns
  *           (unsigned 64-bit big-endian), taken just before the sendmmsg call; zeros after.
- *   iperf2  iperf2's UDP header: signed 32-bit number 1, 2, 3, ..., the CLOCK_REALTIME send
- *           time in seconds and microseconds, and the upper 32 bits of the number; then the
- *           final datagrams (negative number) that end an iperf2 server's report.
+ *   iperf2  iperf2's UDP header, numbered as iperf2's own client does: signed 32-bit number
+ *           0, 1, 2, ..., the CLOCK_REALTIME send time in seconds and microseconds, and the
+ *           upper 32 bits of the number; then final datagrams (number -n) that end the stream.
  *
  * Pacing: datagram i is due at start + i / rate. The sender sends what is due (at most one
  * batch), then sleeps until the next datagram is due (clock_nanosleep, absolute). A sender that
@@ -140,7 +140,6 @@ int main(int argc, char **argv) {
             unsigned char *p = bufs[i];
             uint64_t number = sent + (uint64_t)i;
             if (iperf2) {
-                number += 1;
                 put_be32(p, (uint32_t)number);
                 put_be32(p + 4, (uint32_t)(stamp / 1000000000ull));
                 put_be32(p + 8, (uint32_t)(stamp % 1000000000ull / 1000u));
@@ -163,11 +162,12 @@ int main(int argc, char **argv) {
     uint64_t end = now_ns(CLOCK_MONOTONIC);
     getrusage(RUSAGE_SELF, &ru1);
     if (iperf2) {
-        /* iperf2 ends a stream with a negative number: -(n + 1) after n datagrams. */
+        /* iperf2's client numbers from 0 and ends with -n after n datagrams; its server then
+         * counts n in all. */
         uint64_t stamp = now_ns(CLOCK_REALTIME);
         unsigned char *p = bufs[0];
         memset(p, 0, (size_t)size);
-        put_be32(p, (uint32_t)(-(int32_t)((sent + 1) & 0x7fffffffu)));
+        put_be32(p, (uint32_t)(-(int32_t)(sent & 0x7fffffffu)));
         put_be32(p + 4, (uint32_t)(stamp / 1000000000ull));
         put_be32(p + 8, (uint32_t)(stamp % 1000000000ull / 1000u));
         put_be32(p + 12, (uint32_t)-1);

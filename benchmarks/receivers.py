@@ -15,7 +15,7 @@ differences between rows are the receive paths themselves:
   of ``--expect`` bytes counts unique numbers and duplicates.
 - ``--latency``: the next 8 bytes are the sender's CLOCK_MONOTONIC time in ns; the receiver
   records ``time.monotonic_ns()`` minus that for every datagram (one clock: same machine).
-- ``iperf2``: iperf2's signed 32-bit number; negative numbers are its final datagrams.
+- ``iperf2``: iperf2's signed 32-bit number (from 0); negative numbers end the stream.
 - ``none``: count only (the memory run: no bitmap to inflate the RSS).
 """
 
@@ -249,7 +249,7 @@ async def asyncio_dgram_receiver(tally: Tally, args: argparse.Namespace) -> dict
 
     try:
         await consume_until_idle(consume(), tally, args)
-        return {"kernel_dropped": kernel_drops(sock), "version": asyncio_dgram.__version__}
+        return {"kernel_dropped": kernel_drops(sock)}
     finally:
         stream.close()
 

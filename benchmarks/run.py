@@ -49,7 +49,7 @@ HERE: Final = Path(__file__).resolve().parent
 GROUP: Final = "239.77.0.1"
 FIRST_PORT: Final = 42000
 #: Loss below this fraction counts as loss-free.
-LOSS_FREE: Final = 0.001
+LOSS_FREE: Final = report.LOSS_FREE
 
 PYTHON_RECEIVERS: Final = [
     "asyncio-protocol",
@@ -152,16 +152,19 @@ def traffic_setup(interface: str | None, rps: bool) -> Iterator[Setup]:
             "real interface (by default it flows between namespaces the harness builds)"
         )
     if interface == "lo" or not root:
-        why = "--interface lo" if interface == "lo" else "not root: no network namespaces"
+        why = "--interface lo" if interface == "lo" else "not root, so no namespaces"
         if root:
             lab.enter_private_network()  # a private lo: still nothing reaches a real interface
-            why += " (in a private network namespace)"
+            why += ", in a private network namespace"
         notes.append(
             f"loopback interface ({why}): sender and receiver share the kernel path of lo, "
             "so the numbers are not those of two hosts"
         )
         local = Side((), tx_cpu, "lo", "127.0.0.1")
-        yield Setup(local, dataclasses.replace(local, cpu=rx_cpu), "loopback", tuple(notes))
+        try:
+            yield Setup(local, dataclasses.replace(local, cpu=rx_cpu), "loopback", tuple(notes))
+        finally:
+            kill_children()
         return
     ok, why = lab.lab_available()
     if not ok:
@@ -171,13 +174,21 @@ def traffic_setup(interface: str | None, rps: bool) -> Iterator[Setup]:
         with lab.Lab(prefix="amcb") as net:
             net.build("hosts tx rx\nnet 1 tx rx\n")
             tx, rx = net["tx"], net["rx"]
+            # A veth pair delivers on the sending CPU: without RPS the receiving side's IP and
+            # UDP work (and the socket wake-ups) would be billed to the sender.
             if rps:
-                rx.run("sh", "-c", f"echo {1 << rx_cpu:x} > /sys/class/net/n1/queues/rx-0/rps_cpus")
-                notes.append(f"RPS on the receiving veth: its kernel receive path runs on CPU {rx_cpu}")
+                mask = f"{1 << rx_cpu:x}"
+                rx.run("sh", "-c", f"echo {mask} > /sys/class/net/n1/queues/rx-0/rps_cpus")
+                notes.append(
+                    "RPS on the receiving veth: the receiving kernel path (IP, UDP, socket "
+                    f"buffer) runs on the receiver's CPU {rx_cpu}, as on a receiving host; the "
+                    "receiver's rusage includes the part of it that interrupted the receiver"
+                )
             else:
                 notes.append(
-                    "veth: the kernel's receive path (IP, UDP, socket buffer) runs on the "
-                    f"sender's CPU {tx_cpu}; receiver CPU is the receiver's own work (--rps moves it)"
+                    "--no-rps: the receiving kernel path runs on the sender's CPU "
+                    f"{tx_cpu} (veth's default); receiver CPU is the receiver's own work only, "
+                    "and the sender's CPU bounds every rate"
                 )
             try:
                 yield Setup(
@@ -198,42 +209,53 @@ _children: list[Child] = []
 
 
 def kill_children() -> None:
-    """Kill every child this harness started that still runs (by its pid)."""
-    for child in _children:
-        child.kill()
+    """Kill every child this harness started that still runs (each by its own pid)."""
+    for child in list(_children):
+        child.close()
 
 
 class Child:
-    """A process the harness started: line reading with a timeout, CPU and rusage."""
+    """A process the harness started: lines with a timeout, CPU time, RSS and rusage.
+
+    Use it as a context manager: leaving the block kills the child if it still runs, reaps
+    it and closes its pipes.
+    """
 
     def __init__(self, argv: Sequence[str], label: str) -> None:
         self.label = label
-        self.argv = list(argv)
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
         )
         assert self.proc.stdout is not None
-        self._fd = self.proc.stdout.fileno()
+        self._stdout = self.proc.stdout
         self._buffer = b""
         self._eof = False
         self.returncode: int | None = None
+        #: User + system CPU seconds of the whole process, from wait4's rusage once reaped.
         self.cpu_total: float | None = None
         _children.append(self)
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def pid(self) -> int:
-        """The child's process id (``ip netns exec`` and ``taskset`` exec, keeping it)."""
+        """The child's process id (``ip netns exec`` and ``taskset`` exec, so it is the tool's)."""
         return self.proc.pid
 
     def readline(self, timeout: float) -> str | None:
         """The next line of stdout, or None at end of file or after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
+        fd = self._stdout.fileno()
         while b"\n" not in self._buffer and not self._eof:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
                 return None
-            chunk = os.read(self._fd, 65536)
+            chunk = os.read(fd, 65536)
             self._eof = not chunk
             self._buffer += chunk
         if b"\n" not in self._buffer:
@@ -250,17 +272,16 @@ class Child:
                 break
             if pattern in line:
                 return line
-        self.kill()
         raise BenchError(f"{self.label}: no {pattern!r} within {timeout:.0f} s{self.stderr_tail()}")
 
     def cpu_now(self) -> float:
-        """User + system CPU seconds so far, from /proc/PID/stat (clock ticks)."""
+        """User + system CPU seconds so far, from /proc/PID/stat (in clock ticks)."""
         with open(f"/proc/{self.pid}/stat", encoding="ascii") as handle:
             fields = handle.read().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kib(self) -> int | None:
-        """Resident set size now (VmRSS of /proc/PID/status), None once it is gone."""
+        """Resident set size now (VmRSS in /proc/PID/status), None once it is gone."""
         try:
             with open(f"/proc/{self.pid}/status", encoding="ascii") as handle:
                 for line in handle:
@@ -271,7 +292,7 @@ class Child:
         return None
 
     def running(self) -> bool:
-        """True until the child has exited (and was reaped by ``wait``)."""
+        """True until the child has exited; reaps it when it has."""
         return self.returncode is None and not self._reap(os.WNOHANG)
 
     def _reap(self, flags: int) -> bool:
@@ -279,19 +300,14 @@ class Child:
         if pid == 0:
             return False
         self.returncode = os.waitstatus_to_exitcode(status)
-        self.proc.returncode = self.returncode
+        self.proc.returncode = self.returncode  # reaped here: Popen must not wait again
         self.cpu_total = usage.ru_utime + usage.ru_stime
         return True
 
     def wait(self, timeout: float) -> int:
-        """Wait for the exit (killing the child after ``timeout`` s); return the exit code.
-
-        ``cpu_total`` is then the child's whole CPU time from its rusage (wait4).
-        """
+        """Wait for the exit and return the exit code; kill and BenchError after ``timeout``."""
         deadline = time.monotonic() + timeout
-        while self.returncode is None:
-            if self._reap(os.WNOHANG):
-                break
+        while self.running():
             if time.monotonic() > deadline:
                 self.kill()
                 raise BenchError(f"{self.label}: still running after {timeout:.0f} s, killed")
@@ -314,24 +330,32 @@ class Child:
         with contextlib.suppress(ChildProcessError):
             self._reap(0)
 
+    def close(self) -> None:
+        """Kill (if needed) and reap the child, and close its pipes."""
+        self.kill()
+        self._stdout.close()
+        self._stderr.close()
+        if self in _children:
+            _children.remove(self)
+
     def rest(self) -> str:
         """Everything left on stdout (call after the child exited)."""
         chunks = [self._buffer]
         self._buffer = b""
         while not self._eof:
-            chunk = os.read(self._fd, 65536)
+            chunk = os.read(self._stdout.fileno(), 65536)
             self._eof = not chunk
             chunks.append(chunk)
         return b"".join(chunks).decode(errors="replace")
 
-    def stderr_tail(self, size: int = 600) -> str:
-        """The end of the child's stderr, to put in an error message."""
+    def stderr_tail(self, lines: int = 3) -> str:
+        """The last lines of the child's stderr, ready to append to an error message."""
         self._stderr.seek(0)
         text = self._stderr.read().decode(errors="replace").strip()
-        return f": {text[-size:]}" if text else ""
+        return ": " + " | ".join(text.splitlines()[-lines:]) if text else ""
 
     def json_result(self, timeout: float) -> dict[str, Any]:
-        """Wait for the exit and return the last JSON line printed on stdout."""
+        """Wait for the exit and return the last JSON line it printed on stdout."""
         code = self.wait(timeout)
         lines = [line for line in self.rest().splitlines() if line.startswith("{")]
         if code != 0 or not lines:
@@ -391,12 +415,30 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def backlog_drops() -> int:
+    """Datagrams the kernel dropped from full per-CPU input backlogs, all CPUs, so far.
+
+    /proc/net/softnet_stat (second column) is machine-wide; during a point only the
+    benchmark's traffic moves, so the difference over a point is its backlog loss (with RPS
+    a burst longer than net.core.netdev_max_backlog is dropped there, not at the socket).
+    """
+    try:
+        with open("/proc/net/softnet_stat", encoding="ascii") as handle:
+            return sum(int(line.split()[1], 16) for line in handle if line.strip())
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 # -- one measurement -----------------------------------------------------------------------------
+
+
+class Skipped(Exception):
+    """A receiver or sender said it cannot run here; the message says why."""
 
 
 @dataclasses.dataclass
 class Bench:
-    """Everything a measurement needs: sides, built tools, options and a port counter."""
+    """Everything a measurement needs: the sides, the built tools, options, a port counter."""
 
     setup: Setup
     mcsend: str
@@ -406,85 +448,91 @@ class Bench:
     port: int = FIRST_PORT
 
     def next_port(self) -> int:
-        """A fresh UDP port for each measurement, so no stray datagram crosses over."""
+        """A fresh UDP port for each measurement, so no late datagram crosses over."""
         self.port += 1
         return self.port
 
-
-def receiver_argv(
-    bench: Bench, receiver: str, port: int, expect: int, fmt: str, latency: bool
-) -> list[str]:
-    """The command line of ``receiver`` in the receiving namespace."""
-    side = bench.setup.receiver
-    common = ["--group", GROUP, "--port", str(port), "--idle", str(bench.idle)]
-    common += ["--first-timeout", "8"]
-    if receiver == "c-recvmmsg":
+    def mcsend_argv(self, port: int, rate: int, count: int, fmt: str, seconds: float) -> list[str]:
+        """The C sender: ``count`` datagrams at ``rate``/s (0: unpaced), at most ``seconds``."""
+        side = self.setup.sender
         return side.command(
-            bench.mcrecv,
-            *common,
-            "--ifaddr",
-            side.address,
-            "--expect",
-            str(expect),
-            "--format",
-            fmt,
-            "--latency",
-            "1" if latency else "0",
-            "--rcvbuf",
-            str(bench.rcvbuf),
+            self.mcsend,
+            *("--group", GROUP, "--port", str(port), "--ifaddr", side.address),
+            *("--count", str(count), "--rate", str(rate), "--format", fmt),
+            *("--max-seconds", f"{seconds:.3f}"),
         )
-    if receiver == "iperf2":
-        bind = GROUP if bench.setup.mode == "lab" else f"{GROUP}%lo"
-        window = ["-w", str(bench.rcvbuf)] if bench.rcvbuf else []
-        return side.command("iperf", "-s", "-u", "-B", bind, "-p", str(port), "-e", *window)
-    argv = [sys.executable, str(HERE / "receivers.py"), receiver, *common]
-    argv += ["--interface", side.interface, "--expect", str(expect), "--format", fmt]
-    argv += ["--rcvbuf", str(bench.rcvbuf)]
-    if latency:
-        argv.append("--latency")
-    return side.command(*argv)
 
+    def iperf2_client_argv(self, port: int, rate: int, seconds: float) -> list[str]:
+        """iperf2 as a sender: ``rate`` datagrams/s (0: unpaced) of 64 bytes, TTL 1."""
+        pps = f"{rate}pps" if rate else "100000000pps"
+        argv = ["iperf", "-c", GROUP, "-u", "-b", pps, "-l", "64", "-T", "1"]
+        argv += ["-t", f"{seconds:g}", "-p", str(port), "-e"]
+        if self.setup.mode != "lab":
+            argv += ["-B", "127.0.0.1"]  # out of lo (only in a private namespace: see probe)
+        return self.setup.sender.command(*argv)
 
-def start_receiver(
-    bench: Bench, receiver: str, port: int, expect: int, fmt: str, latency: bool
-) -> Child:
-    """Start ``receiver`` and return once it has joined the group."""
-    child = Child(receiver_argv(bench, receiver, port, expect, fmt, latency), receiver)
-    if receiver == "iperf2":
-        child.wait_for("UDP buffer size", 10)
-        time.sleep(0.1)  # it prints the line just before its receive loop starts
+    def receiver_argv(
+        self, receiver: str, port: int, expect: int, fmt: str, latency: bool
+    ) -> list[str]:
+        """The command line of ``receiver`` in the receiving namespace."""
+        side = self.setup.receiver
+        common = ["--group", GROUP, "--port", str(port), "--idle", str(self.idle)]
+        common += ["--first-timeout", "8"]
+        if receiver == "c-recvmmsg":
+            return side.command(
+                self.mcrecv,
+                *common,
+                *("--ifaddr", side.address, "--expect", str(expect), "--format", fmt),
+                *("--latency", "1" if latency else "0", "--rcvbuf", str(self.rcvbuf)),
+            )
+        if receiver == "iperf2":
+            bind = GROUP if self.setup.mode == "lab" else f"{GROUP}%lo"
+            window = ["-w", str(self.rcvbuf)] if self.rcvbuf else []
+            return side.command("iperf", "-s", "-u", "-B", bind, "-p", str(port), "-e", *window)
+        argv = [sys.executable, str(HERE / "receivers.py"), receiver, *common]
+        argv += ["--interface", side.interface, "--expect", str(expect), "--format", fmt]
+        argv += ["--rcvbuf", str(self.rcvbuf), *(["--latency"] if latency else [])]
+        return side.command(*argv)
+
+    def start_receiver(
+        self, receiver: str, port: int, expect: int, fmt: str, latency: bool
+    ) -> Child:
+        """Start ``receiver`` and return once it has joined the group."""
+        child = Child(self.receiver_argv(receiver, port, expect, fmt, latency), receiver)
+        try:
+            if receiver == "iperf2":
+                child.wait_for("UDP buffer size", 10)
+                time.sleep(0.1)  # printed just before its receive loop starts
+                return child
+            line = child.readline(15)
+            if line is not None and line.startswith("{"):
+                raise Skipped(json.loads(line).get("skipped", line))
+            if line != "ready":
+                raise BenchError(f"{receiver} did not get ready ({line!r}){child.stderr_tail()}")
+        except BaseException:
+            child.close()
+            raise
         return child
-    line = child.readline(15)
-    if line is not None and line.startswith("{"):
-        result = json.loads(line)
-        child.wait(5)
-        raise Skipped(result.get("skipped", line))
-    if line != "ready":
-        child.kill()
-        raise BenchError(f"{receiver} did not get ready ({line!r}){child.stderr_tail()}")
-    return child
-
-
-class Skipped(Exception):
-    """The receiver or sender said it cannot run here; the message says why."""
 
 
 _IPERF2_SERVER = re.compile(
     r"(?P<jitter>[\d.]+) ms\s+(?P<lost>-?\d+)/\s*(?P<total>\d+)\s+\([^)]*\)"
     r"(?:\s+(?P<avg>-?[\d.]+)/(?P<min>-?[\d.]+)/(?P<max>-?[\d.]+)/(?P<stdev>[\d.]+) ms)?"
 )
+_IPERF2_SENT = re.compile(r"Sent (\d+) datagrams")
+_IPERF2_INTERVAL = re.compile(r"\]\s+([\d.]+)-([\d.]+) sec")
 
 
-def finish_iperf2_server(child: Child, bench: Bench) -> dict[str, Any]:
-    """Stop iperf2's server (it reports on SIGTERM) and read its loss and latency."""
-    time.sleep(bench.idle)
+def finish_iperf2_server(child: Child, idle: float) -> dict[str, Any]:
+    """Stop iperf2's server (it prints its report on SIGTERM) and read loss and latency."""
+    time.sleep(idle)
     child.terminate()
     child.wait(10)
     text = child.rest()
     matches = list(_IPERF2_SERVER.finditer(text))
     if not matches:
         if "connected with" not in text:
-            return {"receiver": "iperf2", "received": 0, "unique": 0}
+            return {"receiver": "iperf2", "received": 0, "unique": 0}  # nothing arrived
         raise BenchError(f"iperf2 server: no report in {text[-400:]!r}")
     found = matches[-1]
     total, lost = int(found["total"]), int(found["lost"])
@@ -500,72 +548,30 @@ def finish_iperf2_server(child: Child, bench: Bench) -> dict[str, Any]:
         result["latency_us"] = {
             "mean": float(found["avg"]) * 1e3,
             "max": float(found["max"]) * 1e3,
-            "source": "iperf2 -e (send time from CLOCK_REALTIME; no percentiles)",
+            "source": "iperf2 -e: no percentiles; send time from CLOCK_REALTIME",
         }
     return result
 
 
-def run_mcsend(
-    bench: Bench, rate: int, count: int, port: int, fmt: str, max_seconds: float
-) -> dict[str, Any]:
-    """Run the C sender to completion and return its JSON line."""
-    side = bench.setup.sender
-    child = Child(
-        side.command(
-            bench.mcsend,
-            "--group",
-            GROUP,
-            "--port",
-            str(port),
-            "--ifaddr",
-            side.address,
-            "--count",
-            str(count),
-            "--rate",
-            str(rate),
-            "--format",
-            fmt,
-            "--max-seconds",
-            f"{max_seconds:.3f}",
-        ),
-        "mcsend",
-    )
-    return child.json_result(max_seconds + 10)
-
-
-_IPERF2_SENT = re.compile(r"Sent (\d+) datagrams")
-_IPERF2_INTERVAL = re.compile(r"\]\s+([\d.]+)-([\d.]+) sec")
-
-
-def iperf2_client_argv(bench: Bench, rate: int, seconds: float, port: int) -> list[str]:
-    """iperf2 as a sender: ``rate`` datagrams/s (0: as fast as it goes) of 64 bytes, TTL 1."""
-    pps = f"{rate}pps" if rate else "100000000pps"
-    argv = ["iperf", "-c", GROUP, "-u", "-b", pps, "-l", "64", "-T", "1"]
-    argv += ["-t", f"{seconds:g}", "-p", str(port), "-e"]
-    if bench.setup.mode != "lab":
-        argv += ["-B", "127.0.0.1"]
-    return bench.setup.sender.command(*argv)
-
-
-def run_iperf2_client(bench: Bench, rate: int, seconds: float, port: int) -> dict[str, Any]:
-    """Run iperf2's client and return what it sent (its data datagrams, not the final ones)."""
-    child = Child(iperf2_client_argv(bench, rate, seconds, port), "iperf2 client")
-    code = child.wait(seconds + 15)
-    text = child.rest()
-    sent = _IPERF2_SENT.search(text)
-    interval = _IPERF2_INTERVAL.findall(text)
-    if code != 0 or sent is None or not interval:
-        raise BenchError(f"iperf2 client exited with {code}: {text[-400:]!r}{child.stderr_tail()}")
+def run_iperf2_client(bench: Bench, port: int, rate: int, seconds: float) -> dict[str, Any]:
+    """Run iperf2's client to the end and return what it sent (data datagrams only)."""
+    with Child(bench.iperf2_client_argv(port, rate, seconds), "iperf2 client") as child:
+        code = child.wait(seconds + 15)
+        text = child.rest()
+        sent = _IPERF2_SENT.search(text)
+        interval = _IPERF2_INTERVAL.findall(text)
+        if code != 0 or sent is None or not interval:
+            raise BenchError(f"iperf2 client exited with {code}: {text[-300:]!r}")
+        assert child.cpu_total is not None
+        cpu = child.cpu_total
     elapsed = float(interval[-1][1]) - float(interval[-1][0])
-    # "Sent N datagrams" counts the final datagram too: the data datagrams are N - 1.
-    datagrams = int(sent[1]) - 1
-    assert child.cpu_total is not None
+    datagrams = int(sent[1]) - 1  # "Sent N datagrams" counts the final datagram too
     return {
         "sender": "iperf2",
         "sent": datagrams,
         "elapsed_s": elapsed,
         "rate": datagrams / elapsed if elapsed else 0.0,
-        "cpu_s": child.cpu_total,
+        "cpu_s": cpu,
         "cpu_source": "rusage of the whole iperf2 process",
     }
 
@@ -579,30 +585,38 @@ def measure_receiver(
     load: str = "mcsend",
     latency: bool = False,
 ) -> dict[str, Any]:
-    """One receiver at one offered rate: delivered %, CPU per million datagrams, latency."""
+    """One receiver at one offered rate: delivered %, CPU per million datagrams, latency.
+
+    The receiver's CPU is its rusage at exit (wait4) minus its /proc/PID/stat time when it
+    said it had joined: start-up and imports are not counted, the idle tail costs nothing.
+    """
     port = bench.next_port()
-    count = max(1, int(rate * seconds)) if rate else int(seconds * 2_000_000)
     if load == "iperf2":
-        fmt, expect = "iperf2", int((rate or 2_000_000) * seconds * 1.2) + 1000
+        fmt, count = "iperf2", 0
+        expect = int((rate or 2_000_000) * seconds * 1.2) + 1000
     else:
-        fmt, expect = ("iperf2" if receiver == "iperf2" else "seq"), count
-    rx = start_receiver(bench, receiver, port, expect, fmt, latency)
-    try:
-        base = rx.cpu_now()
+        fmt = "iperf2" if receiver == "iperf2" else "seq"
+        count = int(rate * seconds) if rate else int(seconds * 5_000_000)
+        expect = count
+    max_seconds = seconds * 1.25 + 0.5 if rate else seconds
+    with bench.start_receiver(receiver, port, expect, fmt, latency) as rx:
+        base, backlog = rx.cpu_now(), backlog_drops()
         if load == "iperf2":
-            sender = run_iperf2_client(bench, rate, seconds, port)
+            sender = run_iperf2_client(bench, port, rate, seconds)
         else:
-            sender = run_mcsend(bench, rate, count, port, fmt, seconds * 1.25 + 0.5)
+            argv = bench.mcsend_argv(port, rate, count, fmt, max_seconds)
+            with Child(argv, "mcsend") as tx:
+                sender = tx.json_result(max_seconds + 10)
         if receiver == "iperf2":
-            result = finish_iperf2_server(rx, bench)
+            result = finish_iperf2_server(rx, bench.idle)
         else:
             result = rx.json_result(bench.idle + 30)
-    finally:
-        rx.kill()
-    assert rx.cpu_total is not None
-    cpu = rx.cpu_total - base
+        assert rx.cpu_total is not None
+        cpu = rx.cpu_total - base
+    result["backlog_dropped"] = backlog_drops() - backlog
     sent = int(sender["sent"])
     delivered = int(result.get("unique", result["received"]))
+    received = int(result["received"])
     return {
         "receiver": receiver,
         "load": load,
@@ -612,55 +626,36 @@ def measure_receiver(
         "sent": sent,
         "sender_rate": sender["rate"],
         "sender_cpu_s": sender["cpu_s"],
-        "received": result["received"],
+        "received": received,
         "delivered": delivered,
         "delivered_pct": 100.0 * delivered / sent if sent else 0.0,
         "loss": 1.0 - delivered / sent if sent else 1.0,
         "cpu_s": cpu,
-        "cpu_s_per_million": cpu / result["received"] * 1e6 if result["received"] else None,
+        "cpu_s_per_million": cpu / received * 1e6 if received else None,
         "receiver_result": result,
         "sender_result": sender,
     }
 
 
 def measure_memory(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
-    """RSS of aiomcast's per-datagram receiver while mcsend offers ``rate`` for ``seconds``."""
+    """VmRSS of aiomcast's per-datagram receiver, every 0.5 s, while mcsend offers ``rate``."""
     port = bench.next_port()
     count = int(rate * seconds)
-    rx = start_receiver(bench, "aiomcast", port, count, "none", False)
     samples: list[tuple[float, int]] = []
-    try:
-        side = bench.setup.sender
-        sender = Child(
-            side.command(
-                bench.mcsend,
-                "--group",
-                GROUP,
-                "--port",
-                str(port),
-                "--ifaddr",
-                side.address,
-                "--count",
-                str(count),
-                "--rate",
-                str(rate),
-                "--max-seconds",
-                f"{seconds:.3f}",
-            ),
-            "mcsend",
-        )
-        start = time.monotonic()
-        while rx.running():
-            rss = rx.rss_kib()
-            if rss is not None:
-                samples.append((round(time.monotonic() - start, 3), rss))
-            if time.monotonic() - start > seconds + 30:
-                raise BenchError("aiomcast receiver did not go idle after the memory run")
-            time.sleep(0.5)
-        sent = sender.json_result(seconds + 10)
+    with bench.start_receiver("aiomcast", port, count, "none", False) as rx:
+        backlog = backlog_drops()
+        with Child(bench.mcsend_argv(port, rate, count, "seq", seconds), "mcsend") as tx:
+            start = time.monotonic()
+            while rx.running():
+                rss = rx.rss_kib()
+                if rss is not None:
+                    samples.append((round(time.monotonic() - start, 3), rss))
+                if time.monotonic() - start > seconds + 30:
+                    raise BenchError("the aiomcast receiver did not go idle after the memory run")
+                time.sleep(0.5)
+            sent = tx.json_result(seconds + 10)
         result = rx.json_result(5)
-    finally:
-        rx.kill()
+    result["backlog_dropped"] = backlog_drops() - backlog
     under_load = [rss for t, rss in samples if t <= seconds] or [rss for _, rss in samples]
     return {
         "receiver": "aiomcast",
@@ -669,6 +664,7 @@ def measure_memory(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
         "sender_rate": sent["rate"],
         "sent": sent["sent"],
         "received": result["received"],
+        "delivered_pct": 100.0 * result["received"] / sent["sent"] if sent["sent"] else 0.0,
         "samples": samples,
         "rss_kib": {
             "first": under_load[0] if under_load else None,
@@ -680,28 +676,32 @@ def measure_memory(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
 
 
 def measure_sender(bench: Bench, sender: str, count: int) -> dict[str, Any]:
-    """One sender, unpaced: datagrams/s reached, CPU per datagram, and what arrived."""
+    """One sender, unpaced: datagrams/s it reaches, CPU per datagram, and what arrived.
+
+    mcsend.c and the Python senders time their own send loop (getrusage around it); iperf2's
+    CPU is its whole process's rusage. The C receiver counts what arrived.
+    """
     port = bench.next_port()
-    seconds = 2.0
     fmt = "iperf2" if sender == "iperf2" else "seq"
     expect = count if sender != "iperf2" else 2_000_000
-    rx = start_receiver(bench, "c-recvmmsg", port, expect, fmt, False)
-    try:
+    with bench.start_receiver("c-recvmmsg", port, expect, fmt, False) as rx:
+        backlog = backlog_drops()
         if sender == "c-sendmmsg":
-            result = run_mcsend(bench, 0, count, port, "seq", 10)
+            with Child(bench.mcsend_argv(port, 0, count, "seq", 10), sender) as tx:
+                result = tx.json_result(20)
         elif sender == "iperf2":
-            result = run_iperf2_client(bench, 0, seconds, port)
+            result = run_iperf2_client(bench, port, 0, 2.0)
         else:
             side = bench.setup.sender
             argv = [sys.executable, str(HERE / "senders.py"), sender, "--group", GROUP]
             argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
             argv += ["--count", str(count), "--max-seconds", "10"]
-            result = Child(side.command(*argv), sender).json_result(30)
+            with Child(side.command(*argv), sender) as tx:
+                result = tx.json_result(30)
             if "skipped" in result:
                 raise Skipped(result["skipped"])
         received = rx.json_result(bench.idle + 30)
-    finally:
-        rx.kill()
+    received["backlog_dropped"] = backlog_drops() - backlog
     sent = int(result["sent"])
     return {
         "sender": sender,
@@ -770,13 +770,53 @@ def probe(mode: str) -> dict[str, str]:
 
 
 def loss_free_rate(points: list[dict[str, Any]]) -> float | None:
-    """The highest offered rate (achieved rate for the unpaced point) with loss below 0.1 %."""
-    rates = [
-        float(p["rate_target"] or p["sender_rate"])
-        for p in points
-        if p.get("loss") is not None and p["loss"] < LOSS_FREE
-    ]
+    """The highest offered rate with loss below 0.1 % (the achieved rate for the unpaced point)."""
+    rates = [float(p["rate_target"] or p["sender_rate"]) for p in points if p["loss"] < LOSS_FREE]
     return max(rates) if rates else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One measurement of the plan; ``seconds`` is how long its load runs."""
+
+    kind: str  # "sweep", "iperf2-load", "latency", "memory" or "sender"
+    name: str  # the receiver or sender
+    rate: int
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        """What the progress bar shows while the step runs."""
+        if self.kind in ("sender", "memory"):
+            return f"{self.kind} {self.name}"
+        return f"{self.kind} {self.name} @ {rate_label(self.rate)}"
+
+    @property
+    def weight(self) -> float:
+        """Its expected share of the run time: the load plus start-up and the idle tail."""
+        return self.seconds + 1.5
+
+
+def plan(
+    profile: Profile, receivers: list[str], senders: list[str], rates: list[int], iperf2: bool
+) -> list[Step]:
+    """Every measurement to make, in order."""
+    steps = [Step("sweep", r, rate, profile.seconds) for r in receivers for rate in rates]
+    if iperf2:
+        steps += [
+            Step("iperf2-load", r, rate, profile.seconds)
+            for r in receivers
+            for rate in profile.iperf2_rates
+        ]
+    steps += [
+        Step("latency", r, rate, seconds)
+        for r in receivers
+        for rate, seconds in profile.latency_points
+    ]
+    if "aiomcast" in receivers:
+        steps.append(Step("memory", "aiomcast", 0, profile.memory_seconds))
+    steps += [Step("sender", s, 0, 2.0) for s in senders]
+    return steps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -784,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter points (minutes)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="output directory")
     parser.add_argument(
-        "--interface", choices=["lo"], help="run over the loopback interface instead of the lab"
+        "--interface", help="'lo': run over the loopback interface instead of the lab"
     )
     parser.add_argument("--receivers", help="comma-separated subset of: " + ",".join(RECEIVERS))
     parser.add_argument("--senders", help="comma-separated subset of: " + ",".join(SENDERS))
@@ -792,12 +832,22 @@ def main(argv: list[str] | None = None) -> int:
         "--rcvbuf",
         type=int,
         default=4 << 20,
-        help="SO_RCVBUF every receiver requests, bytes (0: the kernel default); default 4 MiB",
+        help="SO_RCVBUF every receiver asks for, in bytes (0: the kernel default); 4 MiB",
+    )
+    parser.add_argument(
+        "--rates", type=parse_rates, help="offered rates of the sweep, e.g. 50k,100k,150k,1M"
     )
     parser.add_argument("--idle", type=float, default=0.5, help="receiver idle exit, seconds")
-    parser.add_argument("--rps", action="store_true", help="steer the receive path to CPU 1")
+    parser.add_argument(
+        "--no-rps",
+        dest="rps",
+        action="store_false",
+        help="leave the receiving veth's kernel path on the sender's CPU (veth's default)",
+    )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
+    if args.rates:
+        profile = dataclasses.replace(profile, rates=args.rates)
     receivers = _subset(args.receivers, RECEIVERS, parser)
     senders = _subset(args.senders, SENDERS, parser)
     out: Path = args.out
@@ -809,28 +859,38 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
     mcsend, mcrecv = build_tools(out)
-    try:
-        with traffic_setup(args.interface, args.rps) as setup:
-            for note in setup.notes:
-                print(f"note: {note}", file=sys.stderr)
-            bench = Bench(setup, mcsend, mcrecv, args.rcvbuf, args.idle)
-            results = run_all(bench, profile, receivers, senders)
-    finally:
-        kill_children()
+    with traffic_setup(args.interface, args.rps) as setup:
+        for note in setup.notes:
+            print(f"note: {note}", file=sys.stderr)
+        bench = Bench(setup, mcsend, mcrecv, args.rcvbuf, args.idle)
+        results = run_all(bench, profile, receivers, senders)
     results["meta"] |= {
         "quick": args.quick,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "wall_s": time.monotonic() - started,
+        "command": " ".join(["python", *sys.argv]),
+        "wall_s": round(time.monotonic() - started, 1),
         "rcvbuf": args.rcvbuf,
         "rps": args.rps,
-        "notes": list(setup.notes),
     }
-    import report
-
     paths = report.write_all(results, out)
     print(paths["markdown"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
+
+
+def parse_rates(text: str) -> tuple[int, ...]:
+    """``50k,100k,1M`` -> (50000, 100000, 1000000): datagrams per second, each above 0."""
+    rates = []
+    for word in text.split(","):
+        word = word.strip().lower()
+        scale = {"k": 1_000, "m": 1_000_000}.get(word[-1:], 1)
+        try:
+            rate = int(float(word.rstrip("km")) * scale)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{word!r} is not a rate like 50k or 1M") from None
+        if rate <= 0:
+            raise argparse.ArgumentTypeError(f"rate {word!r} must be above 0")
+        rates.append(rate)
+    return tuple(sorted(set(rates)))
 
 
 def _subset(value: str | None, allowed: list[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -846,124 +906,109 @@ def _subset(value: str | None, allowed: list[str], parser: argparse.ArgumentPars
 def run_all(
     bench: Bench, profile: Profile, receivers: list[str], senders: list[str]
 ) -> dict[str, Any]:
-    """Calibrate, then run every measurement of ``profile`` with a progress bar."""
+    """Calibrate the load, then make every measurement of the plan under a progress bar."""
     setup = bench.setup
     skipped = probe(setup.mode)
     for name, why in skipped.items():
         if name in receivers or name in senders:
             print(f"skip {name}: {why}", file=sys.stderr)
-    active = [r for r in receivers if r not in skipped]
-    active_senders = [s for s in senders if s not in skipped]
+    receivers = [r for r in receivers if r not in skipped]
+    senders = [s for s in senders if s not in skipped]
 
+    # What mcsend reaches here (into the C receiver) bounds the offered rates worth asking for.
     calibration = measure_sender(bench, "c-sendmmsg", profile.calibration_count)
     ceiling = calibration["rate"]
     rates = [r for r in profile.rates if r <= ceiling * 1.1]
     dropped = [r for r in profile.rates if r not in rates]
     if dropped:
-        rates.append(0)  # one unpaced point: as fast as mcsend goes
+        rates.append(0)  # one unpaced point instead: as fast as mcsend goes
         print(
-            f"note: mcsend reaches {ceiling:,.0f} datagrams/s here; offered rates "
-            f"{', '.join(f'{r:,}' for r in dropped)} are replaced by one unpaced point",
+            f"note: mcsend reaches {ceiling:,.0f} datagrams/s here; the offered rates "
+            f"{', '.join(f'{r:,}' for r in dropped)} are replaced by one unpaced point (max)",
             file=sys.stderr,
         )
-    iperf2_rates = [r for r in profile.iperf2_rates if r <= ceiling * 1.1]
+    steps = plan(profile, receivers, senders, rates, "iperf2" not in skipped)
 
-    steps: list[tuple[str, float, Any]] = []
-    for receiver in active:
-        for rate in rates:
-            steps.append(("sweep", profile.seconds, (receiver, rate)))
-    if "iperf2" not in skipped:
-        for receiver in active:
-            for rate in iperf2_rates:
-                steps.append(("iperf2-load", profile.seconds, (receiver, rate)))
-    for receiver in active:
-        for rate, seconds in profile.latency_points:
-            steps.append(("latency", seconds, (receiver, rate)))
-    if "aiomcast" in active:
-        steps.append(("memory", profile.memory_seconds, None))
-    for sender in active_senders:
-        steps.append(("sender", 2.0, sender))
-
-    progress = Progress([seconds + 1.5 for _, seconds, _ in steps])
-    sweep: list[dict[str, Any]] = []
-    iperf2_load: list[dict[str, Any]] = []
-    latency: list[dict[str, Any]] = []
-    memory: dict[str, Any] | None = None
-    sender_rows: list[dict[str, Any]] = []
+    progress = Progress([step.weight for step in steps])
+    results: dict[str, Any] = {
+        "sweep": [],
+        "iperf2_load": [],
+        "latency": [],
+        "memory": None,
+        "senders": [],
+    }
     errors: list[str] = []
-    for kind, seconds, what in steps:
-        label = f"{kind} {what[0]} @ {_rate_label(what[1])}" if isinstance(what, tuple) else kind
-        if kind == "sender":
-            label = f"sender {what}"
-        progress.show(label)
+    for step in steps:
+        progress.show(step.label)
         try:
-            if kind == "sweep":
-                sweep.append(measure_receiver(bench, what[0], what[1], seconds))
-            elif kind == "iperf2-load":
-                iperf2_load.append(
-                    measure_receiver(bench, what[0], what[1], seconds, load="iperf2")
+            if step.name in skipped:
+                pass
+            elif step.kind == "sweep":
+                results["sweep"].append(measure_receiver(bench, step.name, step.rate, step.seconds))
+            elif step.kind == "iperf2-load":
+                results["iperf2_load"].append(
+                    measure_receiver(bench, step.name, step.rate, step.seconds, load="iperf2")
                 )
-            elif kind == "latency":
-                latency.append(measure_receiver(bench, what[0], what[1], seconds, latency=True))
-            elif kind == "memory":
-                base = loss_free_rate([p for p in sweep if p["receiver"] == "aiomcast"])
+            elif step.kind == "latency":
+                results["latency"].append(
+                    measure_receiver(bench, step.name, step.rate, step.seconds, latency=True)
+                )
+            elif step.kind == "memory":
+                mine = [p for p in results["sweep"] if p["receiver"] == "aiomcast"]
+                base = loss_free_rate(mine)
                 rate = int(3 * (base or min(r for r in rates if r) or ceiling))
-                memory = measure_memory(bench, rate, seconds)
-                memory["loss_free_rate"] = base
-            elif kind == "sender":
-                sender_rows.append(measure_sender(bench, what, profile.sender_count))
+                results["memory"] = measure_memory(bench, rate, step.seconds)
+                results["memory"]["loss_free_rate"] = base
+            else:
+                results["senders"].append(measure_sender(bench, step.name, profile.sender_count))
         except Skipped as why:
-            name = what[0] if isinstance(what, tuple) else str(what)
-            if name not in skipped:
-                skipped[name] = str(why)
-                progress.note(f"skip {name}: {why}")
+            skipped[step.name] = str(why)
+            progress.note(f"skip {step.name}: {why}")
         except BenchError as exc:
-            errors.append(f"{label}: {exc}")
-            progress.note(f"error in {label}: {exc}")
-        progress.advance(seconds + 1.5)
+            errors.append(f"{step.label}: {exc}")
+            progress.note(f"error in {step.label}: {exc}")
+        progress.advance(step.weight)
     progress.show("done")
     progress.close()
 
-    summary = {
+    results["summary"] = {
         receiver: {
-            "loss_free_rate": loss_free_rate([p for p in sweep if p["receiver"] == receiver])
+            "loss_free_rate": loss_free_rate(
+                [p for p in results["sweep"] if p["receiver"] == receiver]
+            )
         }
-        for receiver in active
+        for receiver in receivers
         if receiver not in skipped
     }
-    return {
-        "meta": {
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "kernel": platform.release(),
-            "python": platform.python_version(),
-            "cpu_model": _cpu_model(),
-            "cpus": os.cpu_count(),
-            "mode": setup.mode,
-            "sender_cpu": setup.sender.cpu,
-            "receiver_cpu": setup.receiver.cpu,
-            "interface": setup.receiver.interface,
-            "group": GROUP,
-            "payload_bytes": 64,
-            "seconds_per_point": profile.seconds,
-            "rates": rates,
-            "rates_dropped": dropped,
-            "iperf2_rates": iperf2_rates,
-            "loss_free_threshold": LOSS_FREE,
-            "versions": _versions(),
-        },
-        "calibration": calibration,
-        "skipped": skipped,
-        "errors": errors,
-        "sweep": sweep,
-        "iperf2_load": iperf2_load,
-        "latency": latency,
-        "memory": memory,
-        "senders": sender_rows,
-        "summary": summary,
+    results["meta"] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "cpu_model": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "mode": setup.mode,
+        "notes": list(setup.notes),
+        "sender_cpu": setup.sender.cpu,
+        "receiver_cpu": setup.receiver.cpu,
+        "interface": setup.receiver.interface,
+        "group": GROUP,
+        "payload_bytes": 64,
+        "seconds_per_point": profile.seconds,
+        "rates": rates,
+        "rates_dropped": dropped,
+        "mcsend_ceiling": ceiling,
+        "iperf2_rates": list(profile.iperf2_rates),
+        "loss_free_threshold": LOSS_FREE,
+        "versions": _versions(),
     }
+    results["calibration"] = calibration
+    results["skipped"] = skipped
+    results["errors"] = errors
+    return results
 
 
-def _rate_label(rate: int) -> str:
+def rate_label(rate: int) -> str:
+    """50k/s, 1M/s, or "max" for the unpaced point."""
     if rate == 0:
         return "max"
     if rate >= 1_000_000 and rate % 1_000_000 == 0:
@@ -986,6 +1031,22 @@ def _versions() -> dict[str, str]:
     for name in ("aiomcast", "uvloop", "asyncio-dgram"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
+    git = shutil.which("git")
+    if git:
+        head = subprocess.run(
+            [git, "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [git, "-C", str(HERE.parent), "status", "--porcelain", "--", "aiomcast"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if head:
+            versions["aiomcast_commit"] = head + (" with uncommitted changes" if dirty else "")
     iperf = shutil.which("iperf")
     if iperf:
         result = subprocess.run([iperf, "-v"], capture_output=True, text=True, check=False)
@@ -994,4 +1055,8 @@ def _versions() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: children and namespaces are gone
+        print(f"\ninterrupted ({stop or 'Ctrl-C'}); nothing is left running", file=sys.stderr)
+        sys.exit(130)

@@ -66,8 +66,8 @@ class Budget:
     """The send loop's bounds: ``--count`` datagrams or ``--max-seconds``, whichever first."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.count = args.count
-        self.deadline = time.monotonic() + args.max_seconds
+        self.count: int = args.count
+        self.deadline: float = time.monotonic() + float(args.max_seconds)
 
     def expired(self) -> bool:
         """True once the time bound has passed (checked once per batch of datagrams)."""
