@@ -369,26 +369,40 @@ class _Core:
         if not size:
             await self._send_empty(destination)
             return
+        self._transmit(
+            lambda: self._transport.sendto(data, destination), "send", destination, 1, size
+        )
+        if not self._local[1]:
+            self._local = self._sock.getsockname()  # bound by this first send
+
+    def _transmit(
+        self,
+        call: Callable[[], None],
+        operation: str,
+        destination: tuple[Any, ...],
+        count: int,
+        nbytes: int,
+    ) -> None:
+        # Transports report a failed send through error_received, synchronously: the protocol
+        # catches it while `sending` is set, and it becomes a KernelError here.
+        protocol = self._protocol
         protocol.sending = True
         protocol.send_failure = None
         try:
-            self._transport.sendto(data, destination)
+            call()
         finally:
             protocol.sending = False
         failure = protocol.take_send_failure()
         if failure is not None:
             raise KernelError(
                 failure.errno,
-                operation="send",
+                operation=operation,
                 group=str(destination[0]),
                 interface=self._outgoing_name(),
                 detail=failure.strerror,
             ) from failure
-        counters = protocol.counters
-        counters.sent += 1
-        counters.sent_bytes += size
-        if not self._local[1]:
-            self._local = self._sock.getsockname()  # bound by this first send
+        protocol.counters.sent += count
+        protocol.counters.sent_bytes += nbytes
 
     async def _send_empty(self, destination: tuple[Any, ...]) -> None:
         # asyncio's and uvloop's DatagramTransport.sendto return without sending when the
@@ -647,24 +661,13 @@ async def _send_many(
         await protocol.writable.wait()
         endpoint._check_open()
     if isinstance(transport, FastDatagramTransport) and all(items):
-        protocol.sending = True
-        protocol.send_failure = None
-        try:
-            transport.send_many(items, destination)
-        finally:
-            protocol.sending = False
-        failure = protocol.take_send_failure()
-        if failure is not None:
-            raise KernelError(
-                failure.errno,
-                operation="send_many",
-                group=str(destination[0]),
-                interface=endpoint._outgoing_name(),
-                detail=failure.strerror,
-            ) from failure
-        counters = protocol.counters
-        counters.sent += len(items)
-        counters.sent_bytes += sum(len(p) for p in items)
+        endpoint._transmit(
+            lambda: transport.send_many(items, destination),
+            "send_many",
+            destination,
+            len(items),
+            sum(len(p) for p in items),
+        )
         return len(items)
     for payload in items:
         await endpoint._send(payload, destination)
