@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
@@ -149,6 +150,7 @@ class _Core:
         self._memberships: dict[tuple[object, int], Membership] = {}
         self._scope_ids: dict[str, int] = {}
         self._final_kernel_drops: int | None = None
+        self._default_sockaddr: tuple[Any, ...] | None = None
         self._closing = False
         self._closed = False
         self._reading = False
@@ -328,6 +330,17 @@ class _Core:
     def _destination(
         self, group: GroupLike | None, port: int | None, default: tuple[Group, int] | None
     ) -> tuple[Any, ...]:
+        # Fast path: the default destination's socket address is built once, not per send.
+        if group is None and port is None and self._default_sockaddr is not None:
+            return self._default_sockaddr
+        address = self._sockaddr(group, port, default)
+        if group is None and port is None:
+            self._default_sockaddr = address
+        return address
+
+    def _sockaddr(
+        self, group: GroupLike | None, port: int | None, default: tuple[Group, int] | None
+    ) -> tuple[Any, ...]:
         if (group is None or port is None) and default is None:
             raise InvalidArgumentError(
                 "this endpoint has no default destination: give group and port", value=None
@@ -366,8 +379,8 @@ class _Core:
             await protocol.writable.wait()
             self._check_open()
         size = data.nbytes if isinstance(data, memoryview) else len(data)
-        if not size:
-            await self._send_empty(destination)
+        if not size and not isinstance(self._transport, FastDatagramTransport):
+            await self._send_empty(destination)  # the loops' transports skip empty payloads
             return
         self._transmit(
             lambda: self._transport.sendto(data, destination), "send", destination, 1, size
@@ -406,8 +419,8 @@ class _Core:
 
     async def _send_empty(self, destination: tuple[Any, ...]) -> None:
         # asyncio's and uvloop's DatagramTransport.sendto return without sending when the
-        # payload is empty; a zero-length UDP datagram is valid, so send it on the socket,
-        # after whatever the transport still buffers, to keep the order.
+        # payload is empty (aiomcast's own transport does not); a zero-length UDP datagram is
+        # valid, so send it on the socket, after whatever the transport still buffers.
         while _buffered(self._transport):
             await asyncio.sleep(0.001)
             self._check_open()
@@ -767,18 +780,52 @@ def _validate_loopback(loopback: object) -> bool:
     return loopback
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ReceiveSpec:
+    """The receive side of an opener's arguments, checked when the opener is called."""
+
+    groups: list[Group]
+    family: Family
+    port: int
+    queue_size: int
+    overflow: Overflow
+    reuse: bool
+    bind_address: str | None
+    host_scope_guard: bool
+    gro: bool
+    receive_buffer: int | None
+
+
 def _receive_args(
     groups: GroupLike | Iterable[GroupLike] | None,
     port: object,
     family: object,
     queue_size: object,
     overflow: object,
-) -> tuple[list[Group], Family, int, int, Overflow]:
+    *,
+    reuse_port: bool,
+    bind_address: object,
+    host_scope_guard: bool,
+    gro: bool,
+    receive_buffer: object,
+) -> _ReceiveSpec:
     group_list = _groups(groups)
     fam = _family_of(group_list, family)
-    bind_port = validate_port(port, allow_zero=True)
     size, policy = _validate_queue(queue_size, overflow)
-    return group_list, fam, bind_port, size, policy
+    return _ReceiveSpec(
+        groups=group_list,
+        family=fam,
+        port=validate_port(port, allow_zero=True),
+        queue_size=size,
+        overflow=policy,
+        reuse=reuse_port,
+        bind_address=(
+            None if bind_address is None else _socket.check_bind_address(bind_address, fam)
+        ),
+        host_scope_guard=host_scope_guard,
+        gro=gro,
+        receive_buffer=_check_buffer(receive_buffer),
+    )
 
 
 def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow]:
@@ -800,40 +847,36 @@ def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow
 async def _open(
     cls: type[E],
     *,
-    groups: list[Group],
     family: Family,
-    port: int,
-    bind_port: int | None,
     interface: InterfaceLike | None,
-    queue_size: int,
-    overflow: Overflow,
-    reuse: bool,
-    bind_address: str | None,
     sock: socket.socket | None,
-    ttl: int | None,
-    loopback: bool | None,
-    destination: tuple[Group, int] | None,
-    host_scope_guard: bool = False,
-    fast: bool = False,
-    gro: bool = False,
-    receive_buffer: int | None = None,
+    fast: bool,
+    receive: _ReceiveSpec | None = None,
+    ttl: int | None = None,
+    loopback: bool | None = None,
+    destination: tuple[Group, int] | None = None,
 ) -> E:
     iface = resolve_interface(interface, family) if interface is not None else None
-    if bind_address is not None:
-        bind_address = _socket.check_bind_address(bind_address, family)
     if sock is None:
         raw = _socket.create_socket(family)
     else:
         raw, _ = _socket.adopt_socket(sock, family)
     transport: asyncio.DatagramTransport | None = None
     try:
-        if bind_port is not None:
+        if receive is not None:
             bound = int(raw.getsockname()[1])
             if not bound:
-                _socket.bind(raw, family, bind_port, bind_address, reuse=reuse, interface=iface)
-            elif bind_port and bound != bind_port:
+                _socket.bind(
+                    raw,
+                    family,
+                    receive.port,
+                    receive.bind_address,
+                    reuse=receive.reuse,
+                    interface=iface,
+                )
+            elif receive.port and bound != receive.port:
                 raise InvalidSocketError(
-                    f"sock is bound to port {bound}, not to port {bind_port}", value=bound
+                    f"sock is bound to port {bound}, not to port {receive.port}", value=bound
                 )
             else:
                 # Already bound by its owner: still receive only the groups it joins.
@@ -844,10 +887,17 @@ async def _open(
             _socket.set_loopback(raw, family, loopback)
         if iface is not None and issubclass(cls, _SendAPI):
             _socket.set_interface(raw, family, iface)
-        if receive_buffer is not None:
-            _socket.set_receive_buffer(raw, receive_buffer)
-        protocol = MulticastProtocol(queue_size, overflow)
+        if receive is not None and receive.receive_buffer is not None:
+            _socket.set_receive_buffer(raw, receive.receive_buffer)
+        # A Sender does not read: a one-place queue, and everything that arrives is counted
+        # as dropped.
+        protocol = (
+            MulticastProtocol(receive.queue_size, receive.overflow)
+            if receive is not None
+            else MulticastProtocol(1, Overflow.DROP_NEWEST)
+        )
         loop = asyncio.get_running_loop()
+        gro = receive is not None and receive.gro
         if fast or gro:
             raw.setblocking(False)
             transport = FastDatagramTransport(loop, raw, protocol, gro=gro)
@@ -861,10 +911,10 @@ async def _open(
             endpoint._outgoing = iface
             endpoint._ttl = ttl if ttl is not None else DEFAULT_TTL
             endpoint._sync_host_scope()
-        if host_scope_guard and PLATFORM == "linux" and issubclass(cls, _ReceiveAPI):
+        if receive is not None and receive.host_scope_guard and PLATFORM == "linux":
             lo = loopback_index()
             _socket.attach_filter(raw, host_scope_filter(family, lo if lo is not None else 1))
-        for group in groups:
+        for group in receive.groups if receive is not None else ():
             endpoint._join(group)
     except BaseException:
         # The socket belongs to the endpoint from the call on (also one given with sock=):
@@ -923,29 +973,27 @@ def open_receiver(
 
     Returns an Opener: ``rx = await open_receiver(...)`` or ``async with open_receiver(...) as rx``.
     """
-    group_list, fam, bind_port, size, policy = _receive_args(
-        groups, port, family, queue_size, overflow
+    spec = _receive_args(
+        groups,
+        port,
+        family,
+        queue_size,
+        overflow,
+        reuse_port=reuse_port,
+        bind_address=bind_address,
+        host_scope_guard=host_scope_guard,
+        gro=gro,
+        receive_buffer=receive_buffer,
     )
+    use_fast = _use_fast(fast)
     return Opener(
         lambda: _open(
             Receiver,
-            groups=group_list,
-            family=fam,
-            port=bind_port,
-            bind_port=bind_port,
+            family=spec.family,
             interface=interface,
-            queue_size=size,
-            overflow=policy,
-            reuse=reuse_port,
-            bind_address=bind_address,
             sock=sock,
-            ttl=None,
-            loopback=None,
-            destination=None,
-            host_scope_guard=host_scope_guard,
-            fast=_use_fast(fast),
-            gro=gro,
-            receive_buffer=_check_buffer(receive_buffer),
+            fast=use_fast,
+            receive=spec,
         )
     )
 
@@ -976,23 +1024,17 @@ def open_sender(
     dport = validate_port(port, allow_zero=False)
     hops = validate_ttl(ttl)
     loop_on = _validate_loopback(loopback)
+    use_fast = _use_fast(fast)
     return Opener(
         lambda: _open(
             Sender,
-            groups=[],
             family=target.family,
-            port=dport,
-            bind_port=None,
             interface=interface,
-            queue_size=1,
-            overflow=Overflow.DROP_NEWEST,
-            reuse=False,
-            bind_address=None,
             sock=sock,
+            fast=use_fast,
             ttl=hops,
             loopback=loop_on,
             destination=(target, dport),
-            fast=_use_fast(fast),
         )
     )
 
@@ -1021,35 +1063,35 @@ def open_endpoint(
     those of open_receiver and open_sender. With ``port`` 0 the endpoint sends to the port it
     was given by the kernel.
     """
-    group_list, fam, bind_port, size, policy = _receive_args(
-        groups, port, family, queue_size, overflow
+    spec = _receive_args(
+        groups,
+        port,
+        family,
+        queue_size,
+        overflow,
+        reuse_port=reuse_port,
+        bind_address=bind_address,
+        host_scope_guard=host_scope_guard,
+        gro=gro,
+        receive_buffer=receive_buffer,
     )
     hops = validate_ttl(ttl)
     loop_on = _validate_loopback(loopback)
+    use_fast = _use_fast(fast)
 
     async def factory() -> Endpoint:
         endpoint = await _open(
             Endpoint,
-            groups=group_list,
-            family=fam,
-            port=bind_port,
-            bind_port=bind_port,
+            family=spec.family,
             interface=interface,
-            queue_size=size,
-            overflow=policy,
-            reuse=reuse_port,
-            bind_address=bind_address,
             sock=sock,
+            fast=use_fast,
+            receive=spec,
             ttl=hops,
             loopback=loop_on,
-            destination=None,
-            host_scope_guard=host_scope_guard,
-            fast=_use_fast(fast),
-            gro=gro,
-            receive_buffer=_check_buffer(receive_buffer),
         )
-        if group_list:
-            endpoint._default_destination = (group_list[0], endpoint.port)
+        if spec.groups:
+            endpoint._default_destination = (spec.groups[0], endpoint.port)
         return endpoint
 
     return Opener(factory)

@@ -202,19 +202,18 @@ class FastDatagramTransport(asyncio.DatagramTransport):
     # -- receiving ---------------------------------------------------------------------------
 
     def _source(self, raw: bytes) -> tuple[str, int]:
-        # Fast path: one dict look-up per datagram; sources of a stream repeat.
-        address = self._addr_cache.get(raw)
-        if address is None:
-            family = int.from_bytes(raw[:2], "little")
-            port = int.from_bytes(raw[2:4], "big")
-            if family == socket.AF_INET:
-                host = socket.inet_ntop(socket.AF_INET, raw[4:8])
-            else:
-                host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
-            address = (host, port)
-            if len(self._addr_cache) > 4096:
-                self._addr_cache.clear()
-            self._addr_cache[raw] = address
+        # Parses a sockaddr; callers cache the result under their own key.
+        family = int.from_bytes(raw[:2], "little")
+        port = int.from_bytes(raw[2:4], "big")
+        if family == socket.AF_INET:
+            return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+        return socket.inet_ntop(socket.AF_INET6, raw[8:24]), port
+
+    def _remember(self, key: Any, address: tuple[str, int]) -> tuple[str, int]:
+        cache = self._addr_cache
+        if len(cache) > 4096:  # bounded: a flood from many sources cannot grow it
+            cache.clear()
+        cache[key] = address
         return address
 
     def _on_readable(self) -> None:
@@ -237,7 +236,12 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         assert batch is not None
         fd, address, count, slot = self._fd, batch.msgs_address, batch.count, batch.slot
         data, names, words, name_words = batch.data, batch.name_view, batch.words, batch.name_words
-        deliver, source, cache = self._many, self._source, self._addr_cache
+        deliver, source, cache, remember = (
+            self._many,
+            self._source,
+            self._addr_cache,
+            self._remember,
+        )
         ipv4 = self._family == socket.AF_INET
         name_stride = _NAME_SIZE // 4
         for _ in range(16):
@@ -265,12 +269,11 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     key: Any = name_words[w] | name_words[w + 1] << 32
                     addr = cache.get(key)
                     if addr is None:
-                        addr = source(bytes(names[w * 4 : w * 4 + 8]))
-                        cache[key] = addr
+                        addr = remember(key, source(bytes(names[w * 4 : w * 4 + 8])))
                 else:
                     name = i * _NAME_SIZE
                     raw = bytes(names[name : name + words[at + _NAMELEN_WORD]])
-                    addr = cache.get(raw) or source(raw)
+                    addr = cache.get(raw) or remember(raw, source(raw))
                 # ctypes slicing of a char array makes the bytes object in one step.
                 payload: bytes = data[start : start + words[at + _LEN_WORD]]  # type: ignore[assignment]
                 append((payload, addr))

@@ -68,9 +68,6 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
-_setns = setns_net
-
-
 def lab_available() -> tuple[bool, str]:
     """Return (True, "") when namespaces can be built here, else (False, the reason)."""
     if os.uname().sysname != "Linux":
@@ -225,13 +222,13 @@ class Host:
         try:
             target = os.open(f"{_NETNS_DIR}/{self.netns}", os.O_RDONLY)
             try:
-                _setns(target)
+                setns_net(target)
             finally:
                 os.close(target)
             try:
                 yield
             finally:
-                _setns(home)
+                setns_net(home)
         finally:
             os.close(home)
 

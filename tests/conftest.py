@@ -14,7 +14,6 @@ Loops. Every async test runs on the plain asyncio loop and on uvloop
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
@@ -23,7 +22,6 @@ import uvloop
 from aiomcast import lab
 from tests.helpers import Link, LinkPair, require_root
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LAB_OK, LAB_WHY = lab.lab_available()
 
 

@@ -18,6 +18,7 @@ import pytest
 
 import aiomcast
 from aiomcast import lab
+from aiomcast._interfaces import kernel_memberships
 from tests.helpers import require_root, start_capture, stop_capture
 from tests.processes import AIOMCAST, background, run
 
@@ -38,15 +39,12 @@ def pair() -> Iterator[lab.Lab]:
 
 def wait_member(host: lab.Host, family: str, group: str, timeout: float = 5.0) -> None:
     """Wait until ``host`` lists a membership of ``group`` (a peer tool has joined)."""
-    table = "/proc/net/igmp" if family == "ipv4" else "/proc/net/igmp6"
-    if family == "ipv4":
-        packed = aiomcast.Group(group).packed
-        needle = f"{int.from_bytes(packed, 'little'):08X}"
-    else:
-        needle = aiomcast.Group(group).packed.hex()
+    address = str(aiomcast.Group(group).address)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if needle in host.run("cat", table).stdout:
+        with host.entered():
+            found = kernel_memberships(aiomcast.parse_family(family)) or set()
+        if any(member == address for _, member in found):
             return
         time.sleep(0.05)
     raise AssertionError(f"{group} never joined in {host.name}")
