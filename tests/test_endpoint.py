@@ -16,10 +16,12 @@ import aiomcast
 from tests.conftest import LOOPBACK_V4
 from tests.helpers import (
     Link,
+    LinkPair,
     collect,
     member,
     nothing_arrives,
     received_ttl,
+    require_root,
     ttl_probe,
 )
 
@@ -256,10 +258,7 @@ async def test_join_twice_and_leave_unjoined_are_clear_errors(link: Link) -> Non
 async def test_membership_is_per_group_and_interface(link: Link, local_veth: object) -> None:
     # seed S4, S5: a membership is a (group, interface) pair; one group on two interfaces is two
     # memberships, left one at a time.
-    if local_veth is None:
-        pytest.skip("needs a second multicast interface (veth pair, root)")
-    from tests.helpers import LinkPair
-
+    require_root("a second multicast interface (the veth pair)")
     assert isinstance(local_veth, LinkPair)
     second = local_veth.peer_name
     first = link.interface
