@@ -19,9 +19,13 @@ import errno
 import socket
 import struct
 from collections.abc import Callable, Sequence
+from time import monotonic
 from typing import Any, Final
 
+from ._driver import Reactor
+from ._metadata import CONTROL_SIZE, MetadataDecoder
 from ._options import PLATFORM
+from ._protocol import Datagram
 
 __all__ = ["FastDatagramTransport", "batch_receiver_available"]
 
@@ -60,7 +64,12 @@ _STRIDE: Final = _MMSG_SIZE // 4
 _LEN_WORD: Final = _MMsgHdr.msg_len.offset // 4
 _FLAGS_WORD: Final = _MsgHdr.msg_flags.offset // 4
 _NAMELEN_WORD: Final = _MsgHdr.msg_namelen.offset // 4
+_CONTROLLEN_WORD: Final = _MsgHdr.msg_controllen.offset // 4
 _NAME_SIZE: Final = 128  # sizeof(struct sockaddr_storage)
+#: Readiness events further apart than this (seconds) read one datagram, not a batch.
+_QUIET_GAP: Final = 0.0002
+#: The metadata fields of a Datagram when none was asked for.
+_NO_METADATA: Final = (None, None, None, None, None)
 
 _libc: Any = None
 if PLATFORM == "linux":
@@ -86,17 +95,24 @@ def batch_receiver_available() -> bool:
 
 
 class _RecvBatch:
-    """Preallocated recvmmsg state: ``count`` slots of ``slot`` bytes, names and headers."""
+    """Preallocated recvmmsg state: ``count`` slots of ``slot`` bytes, names and headers.
 
-    def __init__(self, count: int, slot: int) -> None:
+    With ``control`` > 0 each slot also has a control buffer of that many bytes for the
+    per-datagram metadata (cmsgs); without, msg_control stays NULL and costs nothing.
+    """
+
+    def __init__(self, count: int, slot: int, control: int = 0) -> None:
         self.count = count
         self.slot = slot
+        self.control = control
         self.data = ctypes.create_string_buffer(count * slot)
         self.names = ctypes.create_string_buffer(count * _NAME_SIZE)
+        self.controls = ctypes.create_string_buffer(max(count * control, 1))
         self.iovs = (_IOVec * count)()
         self.msgs = (_MMsgHdr * count)()
         base = ctypes.addressof(self.data)
         names = ctypes.addressof(self.names)
+        controls = ctypes.addressof(self.controls)
         for i in range(count):
             self.iovs[i].iov_base = base + i * slot
             self.iovs[i].iov_len = slot
@@ -104,6 +120,9 @@ class _RecvBatch:
             hdr.msg_name = names + i * _NAME_SIZE
             hdr.msg_iov = ctypes.addressof(self.iovs[i])
             hdr.msg_iovlen = 1
+            if control:
+                hdr.msg_control = controls + i * control
+        self.control_view = memoryview(self.controls).cast("B")
         self.data_view = memoryview(self.data).cast("B")
         self.name_view = memoryview(self.names).cast("B")
         # The headers as unsigned 32-bit words: msg_len, msg_flags and msg_namelen of message i
@@ -115,23 +134,26 @@ class _RecvBatch:
         self.reset_names()
 
     def reset_names(self) -> None:
-        # recvmmsg writes the length of each source address back into msg_namelen: restore
-        # the slots the last call used.
+        # recvmmsg writes the length of each source address (and of the control messages)
+        # back into msg_namelen (msg_controllen): restore the slots the last call used.
         words = self.words
+        control = self.control
         for i in range(self.used):
             words[i * _STRIDE + _NAMELEN_WORD] = _NAME_SIZE
+            if control:
+                words[i * _STRIDE + _CONTROLLEN_WORD] = control
 
 
 class FastDatagramTransport(asyncio.DatagramTransport):
     """A datagram transport that receives in batches (recvmmsg) and sends in batches.
 
     It calls the same protocol methods as asyncio's transports, plus
-    ``datagrams_received(list[(payload, address)])`` when the protocol has it.
+    ``datagrams_received(list[Datagram], payload_bytes)`` when the protocol has it.
     """
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        loop: Reactor,
         sock: socket.socket,
         protocol: asyncio.DatagramProtocol,
         *,
@@ -139,6 +161,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         slot: int = 65536,
         gro: bool = False,
         high_water: int = 1 << 20,
+        metadata: MetadataDecoder | None = None,
     ) -> None:
         super().__init__()
         self._loop = loop
@@ -148,14 +171,27 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         self._family = sock.family
         self._closing = False
         self._gro = gro
-        self._batch = _RecvBatch(batch, slot) if _libc is not None and not gro else None
+        self._metadata = metadata
+        #: Whether send_many may use UDP_SEGMENT for runs of equal-size datagrams (Linux).
+        self.gso = PLATFORM == "linux"
+        self._batch = (
+            _RecvBatch(batch, slot, CONTROL_SIZE if metadata is not None else 0)
+            if _libc is not None and not gro
+            else None
+        )
         self._gro_buffer = bytearray(65536) if gro else None
+        self._slot = slot
+        self._one = memoryview(bytearray(min(slot, 65536)))
+        # Datagrams of up to 65535 bytes always fit a 64 KiB slot: recvfrom will do.
+        self._whole = metadata is None and slot >= 65536
+        self._control_size = CONTROL_SIZE if metadata is not None else 0
+        self._last_read = 0.0
         self._addr_cache: dict[Any, tuple[str, int]] = {}
         self._pending: collections.deque[tuple[bytes, Any]] = collections.deque()
         self._pending_bytes = 0
         self._high_water = high_water
         self._paused = False
-        self._many: Callable[[list[tuple[bytes, Any]]], None] | None = getattr(
+        self._many: Callable[[list[Datagram], int], None] | None = getattr(
             protocol, "datagrams_received", None
         )
         self._extra = {"socket": sock, "sockname": sock.getsockname()}
@@ -220,30 +256,40 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         try:
             if self._gro_buffer is not None:
                 self._read_gro()
-            elif self._batch is not None:
-                self._read_batches()
-            else:  # pragma: no cover - platforms without recvmmsg
-                self._read_plain()
+            elif self._batch is None:  # pragma: no cover - platforms without recvmmsg
+                for _ in range(256):
+                    if not self._read_one():
+                        return
+            else:
+                # A datagram that arrives after a quiet spell finds the CPU idle and its
+                # caches cold, and its latency is then the amount of code it runs: it is read
+                # alone through the socket module (as the loops' transports do). Readiness
+                # events that come close together are drained with recvmmsg batches.
+                now = monotonic()
+                quiet = now - self._last_read > _QUIET_GAP
+                self._last_read = now
+                if quiet:
+                    self._read_one()
+                else:
+                    self._read_batches()
         except OSError as exc:
             self._protocol.error_received(exc)
 
     # Hot path: drain the socket with recvmmsg, at most 16 batches per readiness event so the
     # loop stays fair to other tasks. Lengths, flags and source addresses are read through
     # memoryviews of the preallocated headers (no ctypes attribute access per datagram); each
-    # payload is copied once, into its bytes object.
+    # payload is copied once, into its bytes object, and the Datagram tuple is built here.
+    # Control messages are decoded only when metadata was asked for.
     def _read_batches(self) -> None:
         batch = self._batch
         assert batch is not None
         fd, address, count, slot = self._fd, batch.msgs_address, batch.count, batch.slot
         data, names, words, name_words = batch.data, batch.name_view, batch.words, batch.name_words
-        deliver, source, cache, remember = (
-            self._many,
-            self._source,
-            self._addr_cache,
-            self._remember,
-        )
+        source, cache, remember = self._source, self._addr_cache, self._remember
+        decoder = self._metadata
         ipv4 = self._family == socket.AF_INET
         name_stride = _NAME_SIZE // 4
+        make = tuple.__new__
         for _ in range(16):
             batch.reset_names()
             n = _libc.recvmmsg(fd, address, count, MSG_DONTWAIT, None)
@@ -254,14 +300,11 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     return
                 raise OSError(err, errno.errorcode.get(err, "recvmmsg"))
             batch.used = n
-            received: list[tuple[bytes, Any]] = []
+            received: list[Datagram] = []
             append = received.append
+            nbytes = 0
             for i in range(n):
                 at = i * _STRIDE
-                if words[at + _FLAGS_WORD] & MSG_TRUNC:  # impossible with 64 KiB slots
-                    self._protocol.error_received(OSError(errno.EMSGSIZE, "datagram truncated"))
-                    continue
-                start = i * slot
                 if ipv4:
                     # Fast path: sockaddr_in is two words (family and port, address); one int
                     # key, no bytes object per datagram.
@@ -274,55 +317,101 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     name = i * _NAME_SIZE
                     raw = bytes(names[name : name + words[at + _NAMELEN_WORD]])
                     addr = cache.get(raw) or remember(raw, source(raw))
+                size = words[at + _LEN_WORD]
+                start = i * slot
+                nbytes += size
                 # ctypes slicing of a char array makes the bytes object in one step.
-                payload: bytes = data[start : start + words[at + _LEN_WORD]]  # type: ignore[assignment]
-                append((payload, addr))
-            if deliver is not None:
-                deliver(received)
-            else:
-                on_datagram = self._protocol.datagram_received
-                for payload, addr in received:
-                    on_datagram(payload, addr)
+                payload: bytes = data[start : start + size]  # type: ignore[assignment]
+                if decoder is None and not words[at + _FLAGS_WORD] & MSG_TRUNC:
+                    host, port = addr
+                    # No metadata, not truncated (a literal tuple is the cheapest to build).
+                    fields = (payload, host, port, None, None, None, None, None, False)
+                    append(make(Datagram, fields))
+                    continue
+                base = i * batch.control
+                meta = (
+                    decoder.decode(
+                        batch.control_view[base : base + batch.control],
+                        words[at + _CONTROLLEN_WORD],
+                    )
+                    if decoder is not None
+                    else _NO_METADATA
+                )
+                append(self._special(payload, addr[0], addr[1], words[at + _FLAGS_WORD], meta))
+            self._hand_over(received, nbytes)
             if n < count or self._closing:
                 return
+
+    def _special(
+        self, payload: bytes, host: str, port: int, flags: int, meta: tuple[Any, ...]
+    ) -> Datagram:
+        # A datagram with metadata, or cut short (MSG_TRUNC: longer than max_size, counted).
+        truncated = bool(flags & MSG_TRUNC)
+        if truncated:
+            counters = getattr(self._protocol, "counters", None)
+            if counters is not None:
+                counters.truncated += 1
+        return Datagram._make((payload, host, port, *meta, truncated))
+
+    def _read_one(self) -> bool:
+        """Read one datagram with the socket module; False when none was waiting."""
+        sock = self._sock
+        decoder = self._metadata
+        try:
+            if self._whole:
+                # Into a preallocated buffer: recvfrom(65536) would allocate 64 KiB each time.
+                size, addr = sock.recvfrom_into(self._one)
+                flags, ancdata = 0, list[tuple[int, int, bytes]]()
+            else:  # metadata to read, or truncation to detect
+                size, ancdata, flags, addr = sock.recvmsg_into([self._one], self._control_size)
+        except (BlockingIOError, InterruptedError):
+            return False
+        payload = self._one[:size].tobytes()
+        host = addr[0] if self._family == socket.AF_INET else addr[0].partition("%")[0]
+        if decoder is None and not flags & MSG_TRUNC:
+            fields = (payload, host, addr[1], None, None, None, None, None, False)
+            datagram: Datagram = tuple.__new__(Datagram, fields)
+        else:
+            meta = decoder.decode_items(ancdata) if decoder is not None else _NO_METADATA
+            datagram = self._special(payload, host, addr[1], flags, meta)
+        self._hand_over([datagram], len(payload))
+        return True
+
+    def _hand_over(self, received: list[Datagram], nbytes: int) -> None:
+        if self._many is not None:
+            self._many(received, nbytes)
+        else:
+            on_datagram = self._protocol.datagram_received
+            for datagram in received:
+                on_datagram(datagram[0], (datagram[1], datagram[2]))
 
     def _read_gro(self) -> None:
         buffer = self._gro_buffer
         assert buffer is not None
         view = memoryview(buffer)
+        decoder = self._metadata
+        room = 64 + (CONTROL_SIZE if decoder is not None else 0)
         for _ in range(64):
             try:
-                length, ancdata, _flags, addr = self._sock.recvmsg_into([buffer], 64)
+                length, ancdata, flags, addr = self._sock.recvmsg_into([buffer], room)
             except (BlockingIOError, InterruptedError):
                 return
             size = length
             for level, kind, value in ancdata:
                 if level == SOL_UDP and kind == UDP_GRO:
                     size = int.from_bytes(value[:4], "little") or length
-            address = (str(addr[0]), int(addr[1]))
-            received = (
-                [
-                    (bytes(view[start : min(start + size, length)]), address)
-                    for start in range(0, max(length, 1), size or 1)
-                ]
-                if length
-                else [(b"", address)]
-            )
-            if self._many is not None:
-                self._many(received)
-            else:
-                for payload, source in received:
-                    self._protocol.datagram_received(payload, source)
+            meta = decoder.decode_items(ancdata) if decoder is not None else _NO_METADATA
+            truncated = bool(flags & MSG_TRUNC)  # impossible: GRO buffers hold 64 KiB
+            host, port = str(addr[0]), int(addr[1])
+            received = [
+                Datagram(bytes(view[start : min(start + size, length)]), host, port, *meta)
+                for start in range(0, max(length, 1), size or 1)
+            ]
+            if truncated:
+                received[-1] = received[-1]._replace(truncated=True)
+            self._hand_over(received, length)
             if self._closing:
                 return
-
-    def _read_plain(self) -> None:  # pragma: no cover - platforms without recvmmsg
-        for _ in range(256):
-            try:
-                payload, addr = self._sock.recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            self._protocol.datagram_received(payload, (str(addr[0]), int(addr[1])))
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -340,6 +429,20 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                 self._protocol.error_received(exc)
                 return
         self._queue([(bytes(data), addr)])
+
+    def try_send(self, data: bytes, addr: Any) -> bool:
+        """Send one datagram now if nothing waits ahead of it and the socket has room.
+
+        Returns False when the caller must go through sendto (which queues it); raises the
+        kernel's OSError when it refuses the datagram.
+        """
+        if self._pending or self._closing:
+            return False
+        try:
+            self._sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return False
+        return True
 
     def send_many(self, payloads: Sequence[bytes], addr: Any) -> None:
         """Send ``payloads`` to ``addr`` in as few syscalls as possible, in order.
@@ -373,13 +476,13 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                 while run < limit and len(payloads[run]) == size:
                     run += 1
             try:
-                if run - done > 1 and size > 0 and PLATFORM == "linux":
+                if run - done > 1 and size > 0 and self.gso:
                     segment = struct.pack("=H", size)
                     self._sock.sendmsg(
                         [b"".join(payloads[done:run])], [(SOL_UDP, UDP_SEGMENT, segment)], 0, addr
                     )
                     done = run
-                elif _libc is not None and run - done == 1 and total - done > 1:
+                elif _libc is not None and total - done > 1:
                     done += self._sendmmsg(payloads[done : min(total, done + 64)], addr)
                 else:
                     self._sock.sendto(payloads[done], addr)

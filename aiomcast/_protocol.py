@@ -12,19 +12,29 @@ import enum
 import typing
 from typing import NamedTuple
 
+from ._driver import ASYNCIO, Driver, Flag, Waiter
+
 __all__ = ["Counters", "Datagram", "MulticastProtocol", "Overflow", "Stats"]
 
 
 class Datagram(NamedTuple):
     """One received datagram.
 
+    The metadata fields are filled in when the receiver asked for them
+    (``open_receiver(..., metadata=...)``, see Metadata) and are None otherwise.
+
     Attributes:
-        payload: the UDP payload.
+        payload: the UDP payload (cut to the receiver's ``max_size`` when ``truncated``).
         source: the sender's address (IPv6 link-local sources carry no zone here).
         source_port: the sender's UDP port.
-        group: the destination group, when known (filled in by later receive paths).
-        interface: the receiving interface's name, when known.
-        ttl: the received TTL / hop limit, when known.
+        group: the destination address of the datagram: the group it was sent to.
+        interface: the name of the interface it arrived on.
+        ttl: the TTL / hop limit it arrived with.
+        timestamp_ns: when the kernel received it, nanoseconds since the epoch.
+        kernel_drops: the socket's count of datagrams the kernel dropped (receive buffer
+            full) up to when this one was queued; a rise between two datagrams is a loss.
+        truncated: True when the datagram was longer than the receiver's ``max_size`` and
+            ``payload`` holds only its beginning (counted in ``stats.truncated``).
     """
 
     payload: bytes
@@ -33,6 +43,9 @@ class Datagram(NamedTuple):
     group: str | None = None
     interface: str | None = None
     ttl: int | None = None
+    timestamp_ns: int | None = None
+    kernel_drops: int | None = None
+    truncated: bool = False
 
 
 class Overflow(enum.Enum):
@@ -56,6 +69,7 @@ class Counters:
     sent_bytes: int = 0
     send_errors: int = 0
     socket_errors: int = 0
+    truncated: int = 0
 
     def snapshot(self, queued: int, kernel_dropped: int = 0) -> Stats:
         """Return an immutable copy with the current queue length and kernel drop count."""
@@ -70,6 +84,7 @@ class Counters:
             send_errors=self.send_errors,
             socket_errors=self.socket_errors,
             kernel_dropped=kernel_dropped,
+            truncated=self.truncated,
         )
 
 
@@ -92,6 +107,8 @@ class Stats:
         kernel_dropped: datagrams the kernel dropped for this socket before aiomcast saw them:
             receive buffer full, or refused by the host-scope guard (TTL 0 from another host).
             Linux (SO_MEMINFO); 0 elsewhere.
+        truncated: datagrams longer than the receiver's ``max_size``, delivered cut short
+            with ``Datagram.truncated`` set (also counted in received and delivered).
 
     ``received == delivered + dropped + queued`` holds at every moment.
     """
@@ -106,22 +123,25 @@ class Stats:
     send_errors: int
     socket_errors: int
     kernel_dropped: int = 0
+    truncated: int = 0
 
 
 class MulticastProtocol(asyncio.DatagramProtocol):
     """DatagramProtocol feeding a bounded queue; one per endpoint."""
 
-    def __init__(self, queue_size: int, overflow: Overflow) -> None:
+    def __init__(self, queue_size: int, overflow: Overflow, driver: Driver = ASYNCIO) -> None:
         self.queue: collections.deque[Datagram] = collections.deque()
         self.queue_size = queue_size
         self.overflow = overflow
         self.counters = Counters()
         self.transport: asyncio.DatagramTransport | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # The waiting primitives come from the driver: asyncio futures and an asyncio.Event
+        # on asyncio and uvloop, anyio events on trio (_driver.py).
+        self.driver = driver
+        self.waiter: Waiter | None = None
+        self.lost: Waiter = driver.waiter()
         self.broken: BaseException | None = None
-        self.writable = asyncio.Event()
-        self.writable.set()
+        self.writable: Flag = driver.flag()
         self.sending = False
         self.send_failure: OSError | None = None
         self.last_error: OSError | None = None
@@ -147,16 +167,15 @@ class MulticastProtocol(asyncio.DatagramProtocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # Hot path of the fast transport: one call per batch. Builds Datagram tuples directly
-    # (tuple.__new__ skips the NamedTuple constructor) and wakes the consumer once.
-    def datagrams_received(self, received: list[tuple[bytes, tuple[str, int]]]) -> None:
+    # Hot path of the fast transport: one call per batch of ready-made Datagram tuples; wakes
+    # the consumer once.
+    def datagrams_received(self, received: list[Datagram], nbytes: int) -> None:
         counters = self.counters
         queue = self.queue
         room = self.queue_size - len(queue)
         counters.received += len(received)
-        make = tuple.__new__
+        counters.received_bytes += nbytes
         if room < len(received):
-            counters.received_bytes += sum(len(payload) for payload, _ in received)
             overflow = len(received) - max(room, 0)
             counters.dropped += overflow
             if self.overflow is Overflow.DROP_NEWEST:
@@ -165,14 +184,7 @@ class MulticastProtocol(asyncio.DatagramProtocol):
                 for _ in range(min(overflow, len(queue))):
                     queue.popleft()
                 received = received[-self.queue_size :]
-            for payload, (host, port) in received:
-                queue.append(make(Datagram, (payload, host, port, None, None, None)))
-        else:
-            nbytes = 0
-            for payload, (host, port) in received:
-                nbytes += len(payload)
-                queue.append(make(Datagram, (payload, host, port, None, None, None)))
-            counters.received_bytes += nbytes
+        queue.extend(received)
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

@@ -15,7 +15,10 @@ Try it with the sender in a second terminal::
     python examples/sender.py --count 3
 
 The receiver says ``listening on ...`` on stderr once it is a member of the group, then prints
-one line per datagram: ``SOURCE:PORT TEXT``. It stops after ``--count`` datagrams, or on Ctrl-C.
+one line per datagram: ``SOURCE:PORT TEXT``. With ``--metadata`` it asks the kernel for each
+datagram's destination group, ingress interface, TTL and receive time and prints them too:
+``SOURCE:PORT -> GROUP on IF ttl N at SECONDS TEXT``. It stops after ``--count`` datagrams, or
+on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--count", "-c", type=int, default=0, help="stop after N datagrams (default: never)"
     )
+    parser.add_argument(
+        "--metadata",
+        action="store_true",
+        help="print each datagram's group, interface, TTL and kernel receive time",
+    )
     return parser.parse_args()
 
 
@@ -46,13 +54,24 @@ async def main() -> None:
     args = parse_args()
     # The receiver is bound to the port and joined to the group on the interface; leaving the
     # `async with` leaves the group and closes the socket.
-    async with aiomcast.open_receiver(args.group, args.port, interface=args.interface) as rx:
+    # metadata=True reads per-datagram control messages from the kernel; without it the
+    # fields stay None and cost nothing.
+    async with aiomcast.open_receiver(
+        args.group, args.port, interface=args.interface, metadata=args.metadata
+    ) as rx:
         where = f"{args.group}:{args.port} via {args.interface}"
         print(f"listening on {where}", file=sys.stderr, flush=True)
         received = 0
         async for datagram in rx:
             text = datagram.payload.decode("utf-8", errors="replace")
-            print(f"{datagram.source}:{datagram.source_port} {text}", flush=True)
+            where = f"{datagram.source}:{datagram.source_port}"
+            if args.metadata:
+                seconds = (datagram.timestamp_ns or 0) / 1e9
+                where += (
+                    f" -> {datagram.group} on {datagram.interface} ttl {datagram.ttl}"
+                    f" at {seconds:.6f}"
+                )
+            print(f"{where} {text}", flush=True)
             received += 1
             if received == args.count:
                 break
