@@ -12,23 +12,31 @@ import sys
 from typing import Final, Literal, NamedTuple
 
 from ._address import Family, Group, validate_ttl
-from ._errors import InvalidArgumentError
+from ._errors import InvalidArgumentError, InvalidGroupError, InvalidSourceError, show
 
 __all__ = [
     "PLATFORM",
     "Platform",
     "SocketOption",
+    "SourceAction",
+    "check_source",
     "decode_int_option",
     "ipv4_interface_option",
+    "ipv4_source_option",
     "ipv6_interface_option",
     "join_option",
     "leave_option",
     "loopback_option",
     "multicast_all_option",
     "option_numbers",
+    "pack_group_source_req",
     "pack_ip_mreq",
+    "pack_ip_mreq_source",
     "pack_ip_mreqn",
     "pack_ipv6_mreq",
+    "pack_sockaddr",
+    "source_option",
+    "source_option_numbers",
     "ttl_option",
 ]
 
@@ -158,6 +166,224 @@ def leave_option(
     return _membership(group, ifindex, ifaddr, platform, join=False)
 
 
+# -- source-specific and source-filtered membership (RFC 3678, IGMPv3 / MLDv2) ----------------
+
+#: What a source option does: join or leave (group, source), block or unblock a source of an
+#: any-source membership.
+SourceAction = Literal["join", "leave", "block", "unblock"]
+
+
+class _SourceNumbers(NamedTuple):
+    # IPv4 only, struct ip_mreq_source
+    ip_add_source_membership: int
+    ip_drop_source_membership: int
+    ip_block_source: int
+    ip_unblock_source: int
+    # protocol-independent, struct group_source_req, at IPPROTO_IP or IPPROTO_IPV6
+    mcast_join_source_group: int
+    mcast_leave_source_group: int
+    mcast_block_source: int
+    mcast_unblock_source: int
+
+
+_SOURCE_NUMBERS: Final[dict[Platform, _SourceNumbers]] = {
+    # linux/in.h
+    "linux": _SourceNumbers(39, 40, 38, 37, 46, 47, 43, 44),
+    # netinet/in.h (RFC 3678 section of both)
+    "darwin": _SourceNumbers(70, 71, 72, 73, 82, 83, 84, 85),
+    "freebsd": _SourceNumbers(70, 71, 72, 73, 82, 83, 84, 85),
+    # ws2ipdef.h
+    "windows": _SourceNumbers(15, 16, 17, 18, 45, 46, 43, 44),
+}
+
+# Address family numbers inside a sockaddr, per platform.
+_AF_INET: Final = 2
+_AF_INET6: Final[dict[Platform, int]] = {"linux": 10, "darwin": 30, "freebsd": 28, "windows": 23}
+_SOCKADDR_STORAGE: Final = 128
+# Linux aligns its sockaddr_storage like a pointer (_K_SS_ALIGNSIZE): group_source_req has 4
+# bytes of padding after the interface index on 64-bit Linux, none on 32-bit.
+_POINTER_SIZE: Final = struct.calcsize("P")
+
+
+def source_option_numbers(platform: Platform = PLATFORM) -> _SourceNumbers:
+    """Return the source-filter option numbers of ``platform`` (a named tuple)."""
+    return _SOURCE_NUMBERS[platform]
+
+
+def check_source(value: object, family: Family) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Return ``value`` as the unicast source address of ``family`` it must be.
+
+    Raises:
+        InvalidSourceError: not an address, of the other family, multicast or unspecified
+            (Linux accepts the last two and filters nothing useful with them).
+    """
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        address = value
+    elif isinstance(value, str):
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise InvalidSourceError(
+                f"source {show(value)} is not an IP address (names are not resolved)", value=value
+            ) from None
+    else:
+        raise InvalidSourceError(
+            f"source {show(value)} must be an IP address string, not {type(value).__name__}",
+            value=value,
+        )
+    if address.version != (4 if family is Family.IPV4 else 6):
+        raise InvalidSourceError(
+            f"source {show(value)} is not an {family.label} address", value=value
+        )
+    if address.is_multicast or address.is_unspecified:
+        kind = "a multicast" if address.is_multicast else "the unspecified"
+        raise InvalidSourceError(
+            f"source {show(value)} is {kind} address; a source is the unicast address of a sender",
+            value=value,
+        )
+    return address
+
+
+def pack_ip_mreq_source(
+    group: ipaddress.IPv4Address,
+    source: ipaddress.IPv4Address,
+    interface: ipaddress.IPv4Address,
+    platform: Platform = PLATFORM,
+) -> bytes:
+    """Encode ``struct ip_mreq_source``; the field order differs between platforms.
+
+    Linux: multiaddr, interface, sourceaddr. The BSDs, macOS and Windows: multiaddr,
+    sourceaddr, interface.
+    """
+    if platform == "linux":
+        return group.packed + interface.packed + source.packed
+    return group.packed + source.packed + interface.packed
+
+
+def pack_sockaddr(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, platform: Platform = PLATFORM
+) -> bytes:
+    """Encode ``struct sockaddr_in`` / ``sockaddr_in6`` with port 0 (and scope id 0).
+
+    The BSDs and macOS start with a length byte and a one-byte family; Linux and Windows with
+    a native 16-bit family.
+    """
+    if isinstance(address, ipaddress.IPv4Address):
+        family, length = _AF_INET, 16
+        body = bytes(2) + address.packed + bytes(8)  # port, address, sin_zero
+    else:
+        family, length = _AF_INET6[platform], 28
+        body = bytes(2) + bytes(4) + address.packed + bytes(4)  # port, flowinfo, addr, scope
+    if platform in ("darwin", "freebsd"):
+        return struct.pack("=BB", length, family) + body
+    return struct.pack("=H", family) + body
+
+
+def pack_group_source_req(
+    ifindex: int,
+    group: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    source: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    platform: Platform = PLATFORM,
+    *,
+    pointer_size: int = _POINTER_SIZE,
+) -> bytes:
+    """Encode ``struct group_source_req``: uint32 interface index, group, source.
+
+    Group and source are each a ``sockaddr_storage`` (128 bytes). The index is padded to 8
+    bytes where sockaddr_storage is 8-byte aligned: 64-bit Linux (``pointer_size`` 8),
+    FreeBSD and Windows (an int64 member); macOS packs the struct to 4 bytes, and so does
+    32-bit Linux.
+    """
+    if ifindex < 0:
+        raise InvalidArgumentError(f"interface index {ifindex} is negative", value=ifindex)
+    if platform == "darwin" or (platform == "linux" and pointer_size == 4):
+        head = struct.pack("=I", ifindex)
+    else:
+        head = struct.pack("=I", ifindex) + bytes(4)
+
+    def storage(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+        raw = pack_sockaddr(address, platform)
+        return raw + bytes(_SOCKADDR_STORAGE - len(raw))
+
+    return head + storage(group) + storage(source)
+
+
+def _checked_source(
+    group: Group, source: object
+) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, Family]:
+    family = group.family
+    return check_source(source, family), family
+
+
+def source_option(
+    action: SourceAction,
+    group: Group,
+    source: object,
+    ifindex: int = 0,
+    platform: Platform = PLATFORM,
+) -> SocketOption:
+    """Return MCAST_JOIN_SOURCE_GROUP / _LEAVE_SOURCE_GROUP / MCAST_BLOCK_SOURCE / _UNBLOCK_SOURCE.
+
+    The protocol-independent options (RFC 3678) take an interface index for both families, at
+    level IPPROTO_IP for an IPv4 group and IPPROTO_IPV6 for an IPv6 group; index 0 lets the
+    kernel choose the interface by route.
+
+    Raises:
+        InvalidSourceError: ``source`` is not a unicast address of the group's family.
+    """
+    address, family = _checked_source(group, source)
+    numbers = _SOURCE_NUMBERS[platform]
+    name = {
+        "join": numbers.mcast_join_source_group,
+        "leave": numbers.mcast_leave_source_group,
+        "block": numbers.mcast_block_source,
+        "unblock": numbers.mcast_unblock_source,
+    }[action]
+    level = IPPROTO_IP if family is Family.IPV4 else IPPROTO_IPV6
+    return SocketOption(
+        level, name, pack_group_source_req(ifindex, group.address, address, platform)
+    )
+
+
+def ipv4_source_option(
+    action: SourceAction,
+    group: Group,
+    source: object,
+    ifaddr: ipaddress.IPv4Address | None = None,
+    ifindex: int = 0,
+    platform: Platform = PLATFORM,
+) -> SocketOption:
+    """Return IP_ADD_SOURCE_MEMBERSHIP / IP_DROP_SOURCE_MEMBERSHIP / IP_BLOCK_SOURCE / _UNBLOCK.
+
+    IPv4 only; the interface is given by its local address (INADDR_ANY: by route). Windows
+    also reads an interface address of the form 0.0.0.N as interface index N.
+
+    Raises:
+        InvalidGroupError: an IPv6 group (use source_option).
+        InvalidSourceError: ``source`` is not a unicast IPv4 address.
+    """
+    if not isinstance(group.address, ipaddress.IPv4Address):
+        raise InvalidGroupError(
+            f"group {group} is IPv6: ip_mreq_source is IPv4 only (use source_option)",
+            value=str(group),
+        )
+    if ifindex < 0:
+        raise InvalidArgumentError(f"interface index {ifindex} is negative", value=ifindex)
+    address, _ = _checked_source(group, source)
+    assert isinstance(address, ipaddress.IPv4Address)
+    numbers = _SOURCE_NUMBERS[platform]
+    name = {
+        "join": numbers.ip_add_source_membership,
+        "leave": numbers.ip_drop_source_membership,
+        "block": numbers.ip_block_source,
+        "unblock": numbers.ip_unblock_source,
+    }[action]
+    if platform == "windows" and ifaddr is None and ifindex:
+        ifaddr = ipaddress.IPv4Address(ifindex)
+    value = pack_ip_mreq_source(group.address, address, ifaddr or _ANY4, platform)
+    return SocketOption(IPPROTO_IP, name, value)
+
+
 def _int_or_byte(value: int, byte: bool) -> bytes:
     return struct.pack("@B", value) if byte else struct.pack("@i", value)
 
@@ -176,7 +402,7 @@ def ttl_option(family: Family, ttl: object, platform: Platform = PLATFORM) -> So
 def loopback_option(family: Family, on: object, platform: Platform = PLATFORM) -> SocketOption:
     """Return IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP, 1 on or 0 off (S14)."""
     if not isinstance(on, bool):
-        raise InvalidArgumentError(f"loopback must be True or False, not {on!r}", value=on)
+        raise InvalidArgumentError(f"loopback must be True or False, not {show(on)}", value=on)
     numbers = _NUMBERS[platform]
     if family is Family.IPV4:
         return SocketOption(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import re
 import socket
 import struct
 import sys
@@ -21,23 +22,30 @@ from collections.abc import Iterator
 import pytest
 
 import aiomcast
-from aiomcast import Family, Group, InvalidArgumentError, InvalidTTLError
+from aiomcast import Family, Group, InvalidArgumentError, InvalidSourceError, InvalidTTLError
 from aiomcast._interfaces import kernel_memberships
 from aiomcast._options import (
     PLATFORM,
     Platform,
     SocketOption,
+    check_source,
     decode_int_option,
     ipv4_interface_option,
+    ipv4_source_option,
     ipv6_interface_option,
     join_option,
     leave_option,
     loopback_option,
     multicast_all_option,
     option_numbers,
+    pack_group_source_req,
     pack_ip_mreq,
+    pack_ip_mreq_source,
     pack_ip_mreqn,
     pack_ipv6_mreq,
+    pack_sockaddr,
+    source_option,
+    source_option_numbers,
     ttl_option,
 )
 
@@ -61,6 +69,11 @@ def a6(text: str) -> bytes:
 def i32(value: int) -> bytes:
     """A native-order C int."""
     return struct.pack("=i", value)
+
+
+def u16(value: int) -> bytes:
+    """A native-order C unsigned short (sa_family_t on Linux and Windows)."""
+    return struct.pack("=H", value)
 
 
 def u32(value: int) -> bytes:
@@ -648,3 +661,271 @@ def test_host_scope_filter_program(family: Family, lo: int, ttl_offset: int) -> 
         (0x06, 0, 0, 0x40000),  # accept
         (0x06, 0, 0, 0),  # refuse
     ]
+
+
+# -- source-specific and source-filtered membership (RFC 3678; IGMPv3 / MLDv2) ---------------
+
+# platform -> (IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE,
+#              IP_UNBLOCK_SOURCE, MCAST_JOIN_SOURCE_GROUP, MCAST_LEAVE_SOURCE_GROUP,
+#              MCAST_BLOCK_SOURCE, MCAST_UNBLOCK_SOURCE)
+SOURCE_NUMBERS: dict[Platform, tuple[int, ...]] = {
+    "linux": (39, 40, 38, 37, 46, 47, 43, 44),  # linux/in.h
+    "darwin": (70, 71, 72, 73, 82, 83, 84, 85),  # netinet/in.h
+    "freebsd": (70, 71, 72, 73, 82, 83, 84, 85),  # netinet/in.h
+    "windows": (15, 16, 17, 18, 45, 46, 43, 44),  # ws2ipdef.h
+}
+SOURCE_NAMES = [
+    "IP_ADD_SOURCE_MEMBERSHIP",
+    "IP_DROP_SOURCE_MEMBERSHIP",
+    "IP_BLOCK_SOURCE",
+    "IP_UNBLOCK_SOURCE",
+    "MCAST_JOIN_SOURCE_GROUP",
+    "MCAST_LEAVE_SOURCE_GROUP",
+    "MCAST_BLOCK_SOURCE",
+    "MCAST_UNBLOCK_SOURCE",
+]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_source_option_numbers(platform: Platform) -> None:
+    assert tuple(source_option_numbers(platform)) == SOURCE_NUMBERS[platform]
+
+
+def _header_numbers() -> dict[str, int]:
+    """The source option numbers this host's headers (or socket module) define."""
+    found = {name: getattr(socket, name) for name in SOURCE_NAMES if hasattr(socket, name)}
+    for header in ("/usr/include/linux/in.h", "/usr/include/x86_64-linux-gnu/bits/in.h"):
+        try:
+            with open(header, encoding="ascii", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        for name in SOURCE_NAMES:
+            match = re.search(rf"#\s*define\s+{name}\s+(\d+)", text)
+            if match:
+                found.setdefault(name, int(match.group(1)))
+    return found
+
+
+def test_linux_source_numbers_match_the_host() -> None:
+    # Python 3.11's socket module lacks these names (3.12 adds the IP_* ones); the kernel
+    # headers have them when linux-libc-dev is installed.
+    found = _header_numbers()
+    if not found:
+        pytest.skip("neither the socket module nor /usr/include defines the source options")
+    table = dict(zip(SOURCE_NAMES, SOURCE_NUMBERS["linux"], strict=True))
+    assert {name: table[name] for name in found} == found
+
+
+def test_ip_mreq_source_field_order() -> None:
+    g, s, i = (ipaddress.IPv4Address(a) for a in ("232.1.2.3", "10.0.0.9", "10.0.0.1"))
+    # Linux: multiaddr, interface, sourceaddr
+    assert pack_ip_mreq_source(g, s, i, "linux") == a4("232.1.2.3") + a4("10.0.0.1") + a4(
+        "10.0.0.9"
+    )
+    # BSDs, macOS, Windows: multiaddr, sourceaddr, interface
+    for platform in ("darwin", "freebsd", "windows"):
+        assert pack_ip_mreq_source(g, s, i, platform) == a4("232.1.2.3") + a4("10.0.0.9") + a4(
+            "10.0.0.1"
+        )
+
+
+# (platform, address, expected sockaddr bytes)
+SOCKADDRS: list[tuple[Platform, str, bytes]] = [
+    ("linux", "10.0.0.9", u16(2) + bytes(2) + a4("10.0.0.9") + bytes(8)),
+    ("windows", "10.0.0.9", u16(2) + bytes(2) + a4("10.0.0.9") + bytes(8)),
+    ("darwin", "10.0.0.9", bytes([16, 2]) + bytes(2) + a4("10.0.0.9") + bytes(8)),
+    ("freebsd", "10.0.0.9", bytes([16, 2]) + bytes(2) + a4("10.0.0.9") + bytes(8)),
+    ("linux", "fd00::9", u16(10) + bytes(6) + a6("fd00::9") + bytes(4)),
+    ("windows", "fd00::9", u16(23) + bytes(6) + a6("fd00::9") + bytes(4)),
+    ("darwin", "fd00::9", bytes([28, 30]) + bytes(6) + a6("fd00::9") + bytes(4)),
+    ("freebsd", "fd00::9", bytes([28, 28]) + bytes(6) + a6("fd00::9") + bytes(4)),
+]
+
+
+@pytest.mark.parametrize(("platform", "address", "value"), SOCKADDRS)
+def test_sockaddr(platform: Platform, address: str, value: bytes) -> None:
+    assert pack_sockaddr(ipaddress.ip_address(address), platform) == value
+
+
+def storage(platform: Platform, address: str) -> bytes:
+    raw = {(p, a): v for p, a, v in SOCKADDRS}[(platform, address)]
+    return raw + bytes(128 - len(raw))
+
+
+# (platform, pointer size, group, source, ifindex, expected group_source_req)
+GROUP_SOURCE_REQS: list[tuple[Platform, int, str, str, int, bytes]] = [
+    # 64-bit Linux, FreeBSD, Windows: the index is padded to 8 (aligned sockaddr_storage)
+    ("linux", 8, "232.1.2.3", "10.0.0.9", 3, u32(3) + bytes(4)),
+    ("freebsd", 8, "232.1.2.3", "10.0.0.9", 3, u32(3) + bytes(4)),
+    ("windows", 8, "232.1.2.3", "10.0.0.9", 3, u32(3) + bytes(4)),
+    ("windows", 4, "232.1.2.3", "10.0.0.9", 3, u32(3) + bytes(4)),  # int64 member on 32-bit too
+    # macOS packs group_source_req to 4 bytes; 32-bit Linux aligns sockaddr_storage to 4
+    ("darwin", 8, "232.1.2.3", "10.0.0.9", 3, u32(3)),
+    ("linux", 4, "232.1.2.3", "10.0.0.9", 3, u32(3)),
+    ("linux", 8, "ff3e::1234", "fd00::9", 7, u32(7) + bytes(4)),
+    ("darwin", 8, "ff3e::1234", "fd00::9", 0, u32(0)),
+]
+
+
+@pytest.mark.parametrize(
+    ("platform", "pointer", "group", "source", "ifindex", "head"), GROUP_SOURCE_REQS
+)
+def test_group_source_req(
+    platform: Platform, pointer: int, group: str, source: str, ifindex: int, head: bytes
+) -> None:
+    value = pack_group_source_req(
+        ifindex,
+        ipaddress.ip_address(group),
+        ipaddress.ip_address(source),
+        platform,
+        pointer_size=pointer,
+    )
+    group_key = "10.0.0.9" if "." in group else "fd00::9"
+    g = pack_sockaddr(ipaddress.ip_address(group), platform)
+    assert value == head + g + bytes(128 - len(g)) + storage(platform, group_key)
+    assert len(value) == len(head) + 256
+
+
+# (platform, action, group, ifindex, level, name)
+SOURCE_OPTIONS: list[tuple[Platform, str, str, int, int, int]] = [
+    ("linux", "join", "232.1.2.3", 2, IP, 46),
+    ("linux", "leave", "232.1.2.3", 2, IP, 47),
+    ("linux", "block", "239.1.2.3", 0, IP, 43),
+    ("linux", "unblock", "239.1.2.3", 0, IP, 44),
+    ("linux", "join", "ff3e::1234", 2, IPV6, 46),
+    ("linux", "block", "ff15::1", 2, IPV6, 43),
+    ("darwin", "join", "232.1.2.3", 2, IP, 82),
+    ("freebsd", "unblock", "ff15::1", 2, IPV6, 85),
+    ("windows", "leave", "232.1.2.3", 2, IP, 46),
+    ("windows", "block", "ff15::1", 2, IPV6, 43),
+]
+
+
+@pytest.mark.parametrize(
+    ("platform", "action", "group", "ifindex", "level", "name"), SOURCE_OPTIONS
+)
+def test_source_option(
+    platform: Platform, action: str, group: str, ifindex: int, level: int, name: int
+) -> None:
+    source = "10.0.0.9" if "." in group else "fd00::9"
+    option = source_option(action, Group(group), source, ifindex, platform)  # type: ignore[arg-type]
+    expected = pack_group_source_req(
+        ifindex, Group(group).address, ipaddress.ip_address(source), platform
+    )
+    assert option == SocketOption(level, name, expected)
+
+
+# (platform, action, ifaddr, ifindex, name, value)
+IPV4_SOURCE_OPTIONS: list[tuple[Platform, str, str | None, int, int, bytes]] = [
+    ("linux", "join", "10.0.0.1", 0, 39, a4("232.1.2.3") + a4("10.0.0.1") + a4("10.0.0.9")),
+    ("linux", "leave", None, 0, 40, a4("232.1.2.3") + ANY + a4("10.0.0.9")),
+    ("linux", "block", "10.0.0.1", 0, 38, a4("232.1.2.3") + a4("10.0.0.1") + a4("10.0.0.9")),
+    ("linux", "unblock", None, 0, 37, a4("232.1.2.3") + ANY + a4("10.0.0.9")),
+    ("darwin", "join", "10.0.0.1", 0, 70, a4("232.1.2.3") + a4("10.0.0.9") + a4("10.0.0.1")),
+    ("freebsd", "block", None, 0, 72, a4("232.1.2.3") + a4("10.0.0.9") + ANY),
+    ("windows", "join", None, 5, 15, a4("232.1.2.3") + a4("10.0.0.9") + a4("0.0.0.5")),
+    ("windows", "unblock", "10.0.0.1", 5, 18, a4("232.1.2.3") + a4("10.0.0.9") + a4("10.0.0.1")),
+]
+
+
+@pytest.mark.parametrize(
+    ("platform", "action", "ifaddr", "ifindex", "name", "value"), IPV4_SOURCE_OPTIONS
+)
+def test_ipv4_source_option(
+    platform: Platform, action: str, ifaddr: str | None, ifindex: int, name: int, value: bytes
+) -> None:
+    address = ipaddress.IPv4Address(ifaddr) if ifaddr else None
+    option = ipv4_source_option(
+        action,  # type: ignore[arg-type]
+        Group("232.1.2.3"),
+        "10.0.0.9",
+        address,
+        ifindex,
+        platform,
+    )
+    assert option == SocketOption(IP, name, value)
+
+
+@pytest.mark.parametrize(
+    ("source", "family", "words"),
+    [
+        ("239.1.1.1", Family.IPV4, "multicast"),
+        ("0.0.0.0", Family.IPV4, "unspecified"),
+        ("ff02::1", Family.IPV6, "multicast"),
+        ("::", Family.IPV6, "unspecified"),
+        ("fd00::1", Family.IPV4, "not an IPv4"),
+        ("10.0.0.1", Family.IPV6, "not an IPv6"),
+        ("host.example", Family.IPV4, "not an IP address"),
+        (b"10.0.0.1", Family.IPV4, "must be an IP address string"),
+        (None, Family.IPV6, "must be an IP address string"),
+    ],
+)
+def test_sources_are_checked(source: object, family: Family, words: str) -> None:
+    with pytest.raises(InvalidSourceError) as info:
+        check_source(source, family)
+    assert isinstance(info.value, InvalidArgumentError)
+    assert words in str(info.value)
+    assert repr(source) in str(info.value)
+    group = Group("232.1.2.3" if family is Family.IPV4 else "ff3e::1")
+    with pytest.raises(InvalidSourceError):
+        source_option("join", group, source)
+
+
+def test_ip_mreq_source_refuses_ipv6_groups() -> None:
+    with pytest.raises(aiomcast.InvalidGroupError, match="ff3e::1"):
+        ipv4_source_option("join", Group("ff3e::1"), "fd00::1")
+
+
+# -- from table to kernel: the Linux source encodings on real sockets ------------------------
+
+
+def test_kernel_accepts_ip_mreq_source(udp4: socket.socket) -> None:
+    # IP_ADD_SOURCE_MEMBERSHIP with Linux's field order joins (S, G) on lo; the BSD order
+    # (source and interface swapped) would name source 127.0.0.1 on interface 10.0.0.9 and is
+    # refused (no such interface).
+    group = Group("232.77.1.1")
+    apply(udp4, ipv4_source_option("join", group, "10.0.0.9", ipaddress.IPv4Address("127.0.0.1")))
+    assert (LO, "232.77.1.1") in memberships(Family.IPV4)
+    bsd = ipv4_source_option(
+        "join", group, "10.0.0.8", ipaddress.IPv4Address("127.0.0.1"), 0, "freebsd"
+    )
+    assert refusal(udp4, SocketOption(IP, 39, bsd.value)) == errno.ENODEV
+    apply(udp4, ipv4_source_option("leave", group, "10.0.0.9", ipaddress.IPv4Address("127.0.0.1")))
+    assert (LO, "232.77.1.1") not in memberships(Family.IPV4)
+
+
+def test_kernel_accepts_group_source_req(
+    udp4: socket.socket, udp6: socket.socket, lo_index: int
+) -> None:
+    # MCAST_JOIN_SOURCE_GROUP / _LEAVE_ with this host's group_source_req, both families
+    # (IPv6 memberships on lo are held, though lo carries no IPv6 multicast).
+    g4, g6 = Group("232.77.1.2"), Group("ff3e::77:2")
+    apply(udp4, source_option("join", g4, "10.0.0.9", lo_index))
+    apply(udp6, source_option("join", g6, "fd00::9", lo_index))
+    assert (LO, "232.77.1.2") in memberships(Family.IPV4)
+    assert (LO, "ff3e::77:2") in memberships(Family.IPV6)
+    # the same (S, G) again: EADDRNOTAVAIL, which checks the kernel read the source bytes
+    assert refusal(udp4, source_option("join", g4, "10.0.0.9", lo_index)) == errno.EADDRNOTAVAIL
+    assert refusal(udp6, source_option("join", g6, "fd00::9", lo_index)) == errno.EADDRNOTAVAIL
+    apply(udp4, source_option("leave", g4, "10.0.0.9", lo_index))
+    apply(udp6, source_option("leave", g6, "fd00::9", lo_index))
+    assert (LO, "232.77.1.2") not in memberships(Family.IPV4)
+    assert (LO, "ff3e::77:2") not in memberships(Family.IPV6)
+
+
+def test_kernel_accepts_block_and_unblock(
+    udp4: socket.socket, udp6: socket.socket, lo_index: int
+) -> None:
+    for sock, group, source in ((udp4, "239.77.1.4", "10.0.0.9"), (udp6, "ff15::77:4", "fd00::9")):
+        g = Group(group)
+        apply(sock, join_option(g, lo_index, None, "linux"))
+        apply(sock, source_option("block", g, source, lo_index))
+        assert refusal(sock, source_option("block", g, source, lo_index)) == errno.EADDRNOTAVAIL
+        apply(sock, source_option("unblock", g, source, lo_index))
+        assert refusal(sock, source_option("unblock", g, source, lo_index)) == errno.EADDRNOTAVAIL
+        if g.family is Family.IPV4:  # the IPv4 form of the same
+            lo = ipaddress.IPv4Address("127.0.0.1")
+            apply(sock, ipv4_source_option("block", g, source, lo))
+            apply(sock, ipv4_source_option("unblock", g, source, lo))
+        apply(sock, leave_option(g, lo_index, None, "linux"))
