@@ -16,24 +16,27 @@ import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Final, TypeAlias
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final, TypeAlias
 
 import netifaces
 
-from ._address import Family
+from ._address import Family, parse_family
 from ._errors import InterfaceError, show
 from ._options import PLATFORM
 
 __all__ = [
     "Interface",
+    "InterfaceFilter",
     "InterfaceLike",
     "kernel_memberships",
     "list_interfaces",
+    "plan_joins",
     "resolve_interface",
     "select_interface",
     "setns_net",
     "socket_namespace",
+    "unusable_reason",
 ]
 
 IFF_UP: Final = 0x1
@@ -124,9 +127,11 @@ def list_interfaces() -> list[Interface]:
     Interfaces that disappear while being read are left out.
     """
     result: list[Interface] = []
-    for name in netifaces.interfaces():
+    # Names and indexes from the C library's if_nameindex, not netifaces.interfaces(): that
+    # leaks about 184 bytes per call (netifaces-plus 0.12.5), and endpoints list the
+    # interfaces on every open and join (tests/test_reliability.py counts the memory).
+    for index, name in socket.if_nameindex():
         try:
-            index = socket.if_nametoindex(name)
             flags = _flags(name)
         except OSError:
             continue
@@ -171,9 +176,11 @@ def select_interface(
     elif isinstance(spec, bool):
         raise InterfaceError(f"interface {show(spec)} is not a name, index or address", value=spec)
     elif isinstance(spec, int):
-        label = f"#{spec}"
+        label = f"#{show(spec)}"
         if spec <= 0:
-            raise InterfaceError(f"interface index {spec} is not a positive index", value=spec)
+            raise InterfaceError(
+                f"interface index {show(spec)} is not a positive index", value=spec
+            )
         found = next((i for i in interfaces if i.index == spec), None)
     elif isinstance(spec, ipaddress.IPv4Address | ipaddress.IPv6Address | str):
         label = str(spec)
@@ -232,7 +239,7 @@ def select_interface(
 
 
 def resolve_interface(
-    spec: InterfaceLike, family: Family | None = None, *, sock: socket.socket | None = None
+    spec: InterfaceLike, family: object = None, *, sock: socket.socket | None = None
 ) -> Interface:
     """Resolve a name, an index or a local address to one of the host's interfaces.
 
@@ -241,10 +248,12 @@ def resolve_interface(
 
     Raises:
         InterfaceError: see select_interface.
+        InvalidArgumentError: ``family`` is not a family.
     """
+    chosen = None if family is None else parse_family(family)
     with socket_namespace(sock):
         interfaces = list_interfaces()
-    return select_interface(interfaces, spec, family)
+    return select_interface(interfaces, spec, chosen)
 
 
 CLONE_NEWNET: Final = 0x40000000
@@ -347,3 +356,88 @@ def loopback_index() -> int | None:
         if interface.loopback:
             return interface.index
     return None
+
+
+# -- choosing interfaces for join_all_interfaces (pure) -------------------------------------
+
+#: Which interfaces ``join_all_interfaces`` joins on: None (every multicast-capable one), a
+#: predicate over Interface values, or names / indexes / addresses / Interface values.
+InterfaceFilter: TypeAlias = (
+    "Callable[[Interface], bool] | Iterable[InterfaceLike] | InterfaceLike | None"
+)
+
+
+def unusable_reason(interface: Interface, family: Family) -> str | None:
+    """Why ``interface`` is not joined by ``join_all_interfaces`` (None: it is joined).
+
+    An interface is joined when it can carry multicast of ``family``, is up (IFF_UP) and has
+    an address of ``family``. The kernel itself accepts joins on a down or address-less
+    interface (pinned in tests/test_watch.py); aiomcast waits for them to be usable instead
+    and, when following interfaces, joins them then.
+    """
+    if not interface.supports(family):
+        why = (
+            "IPv6 multicast does not loop back on it" if interface.loopback else "no IFF_MULTICAST"
+        )
+        return f"cannot carry {family.label} multicast ({why})"
+    if not interface.up:
+        return "is down"
+    if not interface.addresses(family):
+        return f"has no {family.label} address"
+    return None
+
+
+def _single(spec: object) -> bool:
+    return isinstance(spec, Interface | str | int | ipaddress.IPv4Address | ipaddress.IPv6Address)
+
+
+def plan_joins(
+    interfaces: Sequence[Interface], family: Family, spec: InterfaceFilter
+) -> list[tuple[str, Interface | None, InterfaceError | None]]:
+    """Choose the interfaces a join on every interface goes to (pure).
+
+    Returns one (name, interface, error) per candidate, in index order for None and a
+    predicate, in the given order for a list: ``error`` is None for an interface to join and
+    says why not otherwise (unknown, no multicast, down, no address of the family). With None
+    or a predicate, interfaces that cannot carry multicast of ``family`` are not candidates.
+
+    Raises:
+        InterfaceError: ``spec`` is none of the accepted shapes.
+    """
+    if spec is None or (callable(spec) and not isinstance(spec, Interface)):
+        chosen = [i for i in interfaces if i.supports(family)]
+        if spec is not None:
+            chosen = [i for i in chosen if spec(i)]
+        return [_planned(i, family) for i in chosen]
+    items: Iterable[Any]
+    if _single(spec):
+        items = [spec]
+    elif isinstance(spec, Iterable) and not isinstance(spec, bytes | bytearray):
+        items = spec
+    else:
+        raise InterfaceError(
+            f"interfaces {show(spec)} must be None, a predicate, or names / indexes / addresses",
+            value=spec,
+        )
+    plan: list[tuple[str, Interface | None, InterfaceError | None]] = []
+    seen: set[int] = set()
+    for item in items:
+        try:
+            found = select_interface(interfaces, item, None)
+        except InterfaceError as exc:
+            plan.append((str(item), None, exc))
+            continue
+        if found.index not in seen:
+            seen.add(found.index)
+            plan.append(_planned(found, family))
+    return plan
+
+
+def _planned(
+    interface: Interface, family: Family
+) -> tuple[str, Interface | None, InterfaceError | None]:
+    reason = unusable_reason(interface, family)
+    if reason is None:
+        return interface.name, interface, None
+    error = InterfaceError(f"interface {interface.name!r} {reason}", value=interface.name)
+    return interface.name, None, error

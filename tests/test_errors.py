@@ -163,11 +163,49 @@ async def test_twenty_first_join_is_enobufs_naming_the_sysctl(netlab: lab.Lab) -
                 rx.join("239.2.0.99")
             assert info.value.errno == errno.ENOBUFS
             assert "igmp_max_memberships" in str(info.value)
+            assert "sysctl -w net.ipv4.igmp_max_memberships=N" in info.value.hint
             assert len(rx.memberships) == limit
             assert member("ipv4", ends.a_name, "239.2.0.20")
             assert not member("ipv4", ends.a_name, "239.2.0.99")
             rx.leave("239.2.0.1")
             rx.join("239.2.0.99")  # room again
+
+
+def _join_until_refused(
+    rx: aiomcast.Receiver, pattern: str, most: int
+) -> tuple[int, aiomcast.KernelError]:
+    for joined in range(most):
+        try:
+            rx.join(pattern.format(joined + 1))
+        except aiomcast.KernelError as exc:
+            return joined, exc
+    raise AssertionError(f"{most} joins and no refusal")
+
+
+async def test_ipv6_membership_limit_is_optmem_max_enomem(netlab: lab.Lab) -> None:
+    # Pinned (Linux 6.18): IPv6 has no per-socket membership count (no mld sysctl like
+    # igmp_max_memberships); each membership takes 56 bytes of the socket's option memory,
+    # bounded by net.core.optmem_max (per namespace, default 131072: 2340 joins on a plain
+    # socket), and the join past it fails with ENOMEM, not ENOBUFS. IPv4 memberships take 48
+    # bytes of it (2730 with igmp_max_memberships raised). The error names the sysctl.
+    host = netlab.host("limit6")
+    peer = netlab.host("peer")
+    ends = netlab.link(host, peer)
+    assert int(host.run("sysctl", "-n", "net.core.optmem_max").stdout) == 131072
+    assert not host.run("sysctl", "-n", "net.ipv6.mld_max_memberships", check=False).stdout
+    host.run("sysctl", "-qw", "net.core.optmem_max=4096")
+    with host.entered():
+        async with aiomcast.open_receiver(None, 0, family="ipv6", interface=ends.a_name) as rx:
+            joined, err = _join_until_refused(rx, "ff12::7:{:x}", 4096 // 56 + 1)
+            assert err.errno == errno.ENOMEM
+            assert "net.core.optmem_max" in str(err)
+            assert "sysctl -w net.core.optmem_max=N" in err.hint
+            # the host-scope guard's socket filter uses a little of the same memory
+            assert 4096 // 56 - 8 <= joined <= 4096 // 56
+            assert len(rx.memberships) == joined
+            assert member("ipv6", ends.a_name, f"ff12::7:{joined:x}")
+            host.run("sysctl", "-qw", f"net.core.optmem_max={4096 + 56}")
+            rx.join(f"ff12::7:{joined + 1:x}")  # room for one more
 
 
 async def test_interface_without_multicast_flag_is_refused(netlab: lab.Lab) -> None:
