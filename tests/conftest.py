@@ -14,12 +14,14 @@ Loops. Every async test runs on the plain asyncio loop and on uvloop
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 import uvloop
 
 from aiomcast import lab
+from aiomcast.lab import LinkEnds
 from tests.helpers import Link, LinkPair, require_root
 
 LAB_OK, LAB_WHY = lab.lab_available()
@@ -115,3 +117,23 @@ def netlab() -> Iterator[lab.Lab]:
     require_root("this test builds network namespaces")
     with lab.Lab() as net:
         yield net
+
+
+@pytest.fixture(scope="module")
+def throttled() -> Iterator[LinkEnds]:
+    """A veth pair in the private namespace whose ``a`` end sends through a slow qdisc.
+
+    tbf (40 Mbit/s) holds the sender's datagrams, so they stay charged to its send buffer:
+    with a small SO_SNDBUF the socket really becomes full (over lo or a plain veth it never
+    does, test_anyio.py pins that). Used by the backpressure tests of test_anyio.py and
+    test_fastpath.py.
+    """
+    require_root("a rate-limited veth pair")
+    with lab.Lab(prefix="amca") as net:
+        ends = net.link(net.local, net.local)
+        tbf = ["rate", "40mbit", "burst", "64kb", "latency", "200ms"]
+        subprocess.run(["tc", "qdisc", "add", "dev", ends.a_name, "root", "tbf", *tbf], check=True)
+        # IPv4 drops a datagram from one of the host's own addresses arriving on another of
+        # its interfaces unless accept_local is on (S15, test_lab.py).
+        subprocess.run(["sysctl", "-qw", f"net.ipv4.conf.{ends.b_name}.accept_local=1"], check=True)
+        yield ends
