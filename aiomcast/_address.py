@@ -173,9 +173,13 @@ def validate_port(value: object, *, allow_zero: bool) -> int:
     return value
 
 
-def max_payload(family: Family) -> int:
-    """Return the largest UDP payload one datagram of ``family`` carries."""
-    return MAX_PAYLOAD_IPV4 if family is Family.IPV4 else MAX_PAYLOAD_IPV6
+def max_payload(family: object) -> int:
+    """Return the largest UDP payload one datagram of ``family`` carries.
+
+    Raises:
+        InvalidArgumentError: ``family`` is not a family (see parse_family).
+    """
+    return MAX_PAYLOAD_IPV4 if parse_family(family) is Family.IPV4 else MAX_PAYLOAD_IPV6
 
 
 def check_payload(payload: object, family: Family) -> bytes | bytearray | memoryview:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 from collections.abc import Callable, Iterable
 
 from ._address import AddressScope, Family, Group, GroupLike, validate_ttl
 from ._endpoint import Endpoint
-from ._errors import InvalidArgumentError
+from ._errors import InvalidArgumentError, show
 from ._protocol import Datagram
 
 __all__ = ["RingSearchResult", "expanding_ring_search"]
@@ -70,12 +69,13 @@ async def expanding_ring_search(
             f"endpoint must be an Endpoint (it sends and receives), not {type(endpoint).__name__}",
             value=type(endpoint).__name__,
         )
-    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait < math.inf:
+    # A loop's clock is a float: a larger wait (a huge int) could not be added to it.
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait <= 1e9:
         raise InvalidArgumentError(
-            f"wait {wait!r} must be a finite positive number of seconds", value=wait
+            f"wait {show(wait)} must be a positive number of seconds up to 1e9", value=wait
         )
     if ttls is not None and not isinstance(ttls, Iterable):
-        raise InvalidArgumentError(f"ttls {ttls!r} must be an iterable of TTLs", value=ttls)
+        raise InvalidArgumentError(f"ttls {show(ttls)} must be an iterable of TTLs", value=ttls)
     candidates = ttls if ttls is not None else range(validate_ttl(max_ttl) + 1)
     steps = [validate_ttl(t) for t in candidates]
     target = Group(group) if group is not None else (endpoint.destination or (None, 0))[0]

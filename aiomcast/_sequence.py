@@ -9,6 +9,7 @@ import collections
 import struct
 from typing import Final
 
+from ._address import MAX_PAYLOAD_IPV6
 from ._errors import InvalidArgumentError, show
 
 __all__ = [
@@ -29,19 +30,23 @@ def pack_sequence(sequence: int, size: int) -> bytes:
     """Return a payload of ``size`` bytes (at least 8) that starts with ``sequence``.
 
     Raises:
-        InvalidArgumentError: ``sequence`` is not in 0 to 2**64-1, or ``size`` not an int.
+        InvalidArgumentError: ``sequence`` is not in 0 to 2**64-1, or ``size`` not in 0 to
+            65527 (the largest UDP payload).
     """
     if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 <= sequence < 2**64:
         raise InvalidArgumentError(
             f"sequence {show(sequence)} is not an integer 0 to 2**64-1", value=sequence
         )
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise InvalidArgumentError(f"size {show(size)} is not an integer", value=size)
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_PAYLOAD_IPV6:
+        raise InvalidArgumentError(
+            f"size {show(size)} is not an integer 0 to {MAX_PAYLOAD_IPV6} (one UDP datagram)",
+            value=size,
+        )
     header = SEQUENCE_HEADER.pack(sequence)
     return header + bytes(max(0, size - len(header)))
 
 
-def unpack_sequence(payload: bytes) -> int | None:
+def unpack_sequence(payload: bytes | bytearray | memoryview) -> int | None:
     """Return the sequence number at the start of ``payload``, or None if it is too short.
 
     Raises:
@@ -66,6 +71,11 @@ class SequenceTracker:
     """
 
     def __init__(self, window: int = 65536) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or not 0 < window <= 1 << 24:
+            raise InvalidArgumentError(
+                f"window {show(window)} must be an integer 1 to 2**24 (sequence numbers kept)",
+                value=window,
+            )
         self.window = window
         self.highest: int | None = None
         self.first: int | None = None
@@ -80,10 +90,20 @@ class SequenceTracker:
         self._expired = 0
 
     def add(self, sequence: int | None) -> None:
-        """Account for one received sequence number (None: payload too short to carry one)."""
+        """Account for one received sequence number (None: payload too short to carry one).
+
+        Raises:
+            InvalidArgumentError: ``sequence`` is not None nor an integer 0 or more.
+        """
         if sequence is None:
             self.unnumbered += 1
             return
+        # Fast path: one exact type check (bool, a subclass of int, is refused by it too).
+        if type(sequence) is not int or sequence < 0:
+            raise InvalidArgumentError(
+                f"sequence {show(sequence)} is not None nor an integer 0 or more",
+                value=sequence,
+            )
         highest, first = self.highest, self.first
         if highest is None or first is None:
             self.highest = self.first = sequence

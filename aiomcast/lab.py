@@ -47,11 +47,13 @@ __all__ = [
     "LabError",
     "LinkEnds",
     "Net",
+    "Plan",
     "Router",
     "enter_private_network",
     "in_private_network",
     "lab_available",
     "leftover_namespaces",
+    "parse_description",
     "sweep",
 ]
 
@@ -90,12 +92,21 @@ def _namespace_inode(path: str) -> int:
     return os.stat(path).st_ino
 
 
+#: The namespace enter_private_network() made, by inode (0: none yet).
+_private_inode = 0
+
+
 def in_private_network() -> bool:
-    """True when the calling thread is not in the network namespace of PID 1."""
+    """True when the calling thread is not in the network namespace of PID 1.
+
+    Where PID 1's namespace cannot be read (a container may forbid it even to root), True
+    exactly when the thread is in the namespace enter_private_network() made.
+    """
+    here = _namespace_inode("/proc/thread-self/ns/net")
     try:
-        return _namespace_inode("/proc/thread-self/ns/net") != _namespace_inode("/proc/1/ns/net")
+        return here != _namespace_inode("/proc/1/ns/net")
     except OSError:
-        return False
+        return bool(_private_inode) and here == _private_inode
 
 
 def enter_private_network() -> None:
@@ -107,6 +118,8 @@ def enter_private_network() -> None:
     if _libc().unshare(CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise LabError(f"unshare(CLONE_NEWNET) failed: {os.strerror(err)}")
+    global _private_inode
+    _private_inode = _namespace_inode("/proc/thread-self/ns/net")
     _run(["ip", "link", "set", "lo", "up"])
     _sysctls_for_tests(None)
 
@@ -508,39 +521,16 @@ class Lab:
             net 2 r1/1 h2 r2         # r1's interface on net 2 has TTL threshold 1
             net 3 r2/31 h3           # forwarded into net 3 only if it arrived with TTL > 31
 
-        Nets and routers must form a tree (no forwarding loops). Returns the lab.
+        Nets and routers must form a tree (no forwarding loops). The whole description is
+        read (``parse_description``) before anything is built. Returns the lab.
         """
-        declared: dict[str, bool] = {}
-        nets: list[tuple[int, list[tuple[str, int | None]]]] = []
-        for number, raw in enumerate(description.splitlines(), start=1):
-            words = raw.split("#", 1)[0].split()
-            if not words:
-                continue
-            kind, rest = words[0], words[1:]
-            if kind in ("routers", "hosts") and rest:
-                for name in rest:
-                    if name in declared:
-                        raise LabError(f"line {number}: {name!r} declared twice")
-                    declared[name] = kind == "routers"
-            elif kind == "net" and len(rest) >= 3 and rest[0].isdecimal():
-                members: list[tuple[str, int | None]] = []
-                for word in rest[1:]:
-                    name, _, text = word.partition("/")
-                    if name not in declared:
-                        raise LabError(f"line {number}: {name!r} is not declared")
-                    if text and not text.isdecimal():
-                        raise LabError(f"line {number}: bad threshold in {word!r}")
-                    members.append((name, int(text) if text else None))
-                nets.append((int(rest[0]), members))
-            else:
-                raise LabError(f"line {number}: cannot read {raw.strip()!r}")
-        _check_tree({name for name, is_router in declared.items() if is_router}, nets)
-        for name, is_router in declared.items():
-            if is_router:
+        plan = parse_description(description)
+        for name in plan.order:
+            if name in plan.routers:
                 self.router(name)
             else:
                 self.host(name)
-        for net_number, members in nets:
+        for net_number, members in plan.nets:
             resolved: list[Host | tuple[Router, int]] = []
             for name, threshold in members:
                 host = self.hosts[name]
@@ -635,6 +625,87 @@ def _tail(path: str, lines: int = 5) -> str:
             return " | ".join(handle.read().splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A lab description read by ``parse_description``, not yet built."""
+
+    #: Every declared name, in the order of declaration.
+    order: tuple[str, ...]
+    routers: frozenset[str]
+    hosts: frozenset[str]
+    #: (net number, [(member, TTL threshold or None)]) in the order given.
+    nets: tuple[tuple[int, tuple[tuple[str, int | None], ...]], ...]
+
+
+_NAME: Final = re.compile(r"^[A-Za-z0-9_]{1,12}$")
+
+
+def _small_number(text: str, low: int, high: int, what: str, line: int) -> int:
+    # ASCII digits only, and no int() of a huge string (which raises ValueError past 4300
+    # digits): the range is checked on the text's length first.
+    if not (text.isascii() and text.isdigit()) or len(text) > 3 or not low <= int(text) <= high:
+        raise LabError(f"line {line}: {what} {text[:20]!r} is not a number {low}-{high}")
+    return int(text)
+
+
+def parse_description(description: str) -> Plan:
+    """Read a lab description (see ``Lab.build``) without building anything.
+
+    Raises:
+        LabError: a line that cannot be read, naming the line: unknown statement, a name
+            declared twice or not declared, a bad name (letters, digits and _ only, at most
+            12), a net or threshold outside 1-255, a threshold on a host, a net with fewer
+            than two members or a member twice, a net number used twice, or a forwarding loop.
+    """
+    if not isinstance(description, str):
+        raise LabError(f"a lab description is text, not {type(description).__name__}")
+    declared: dict[str, bool] = {}
+    nets: list[tuple[int, list[tuple[str, int | None]]]] = []
+    for number, raw in enumerate(description.splitlines(), start=1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        kind, rest = words[0], words[1:]
+        if kind in ("routers", "hosts") and rest:
+            for name in rest:
+                if not _NAME.match(name):
+                    raise LabError(
+                        f"line {number}: name {name[:20]!r}: letters, digits and _ only, at most 12"
+                    )
+                if name in declared:
+                    raise LabError(f"line {number}: {name!r} declared twice")
+                declared[name] = kind == "routers"
+        elif kind == "net" and len(rest) >= 3:
+            net = _small_number(rest[0], 1, 255, "net", number)
+            if any(existing == net for existing, _ in nets):
+                raise LabError(f"line {number}: net {net} given twice")
+            members: list[tuple[str, int | None]] = []
+            for word in rest[1:]:
+                name, slash, text = word.partition("/")
+                if name not in declared:
+                    raise LabError(f"line {number}: {name[:20]!r} is not declared")
+                if any(name == seen for seen, _ in members):
+                    raise LabError(f"line {number}: {name!r} is on net {net} twice")
+                threshold = None
+                if slash:
+                    threshold = _small_number(text, 1, 255, "threshold", number)
+                    if not declared[name]:
+                        raise LabError(
+                            f"line {number}: {name} is not a router: it has no TTL threshold"
+                        )
+                members.append((name, threshold))
+            nets.append((net, members))
+        else:
+            raise LabError(f"line {number}: cannot read {raw.strip()[:60]!r}")
+    _check_tree({name for name, is_router in declared.items() if is_router}, nets)
+    return Plan(
+        order=tuple(declared),
+        routers=frozenset(n for n, r in declared.items() if r),
+        hosts=frozenset(n for n, r in declared.items() if not r),
+        nets=tuple((n, tuple(m)) for n, m in nets),
+    )
 
 
 def _check_tree(routers: set[str], nets: list[tuple[int, list[tuple[str, int | None]]]]) -> None:
