@@ -29,7 +29,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 Payload = bytes | bytearray | memoryview
@@ -177,14 +177,24 @@ def ready() -> None:
     print("ready", flush=True)
 
 
-async def until_idle(tally: Tally, idle: float, first_timeout: float) -> None:
-    """Return once no datagram arrived for ``idle`` s (or none at all for ``first_timeout``)."""
-    loop = asyncio.get_running_loop()
-    start = last_change = loop.time()
+async def until_idle(
+    tally: Tally,
+    idle: float,
+    first_timeout: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> None:
+    """Return once no datagram arrived for ``idle`` s (or none at all for ``first_timeout``).
+
+    ``clock`` and ``sleep`` are asyncio's by default; trio_rows.py passes anyio's, so the
+    rows on trio stop by the same rule.
+    """
+    start = last_change = clock()
     seen = 0
     while True:
-        await asyncio.sleep(0.05)
-        now = loop.time()
+        await sleep(0.05)
+        now = clock()
         count = tally.received + tally.finals
         if count != seen:
             seen, last_change = count, now

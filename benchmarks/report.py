@@ -17,7 +17,12 @@ LOSS_FREE = 0.001
 
 
 def write_all(results: dict[str, Any], out: Path) -> dict[str, Path]:
-    """Write the JSON, the markdown and the plot into ``out``; return their paths."""
+    """Write the JSON, the markdown and the plot into ``out``; return their paths.
+
+    The issue's targets are computed here (``results["targets"]``) from the same run's numbers,
+    so ``report.py DIR`` recomputes them too.
+    """
+    results["targets"] = targets(results)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
     paths["json"].write_text(json.dumps(results, indent=1) + "\n")
     plot_path = out / "delivered.png"
@@ -26,6 +31,235 @@ def write_all(results: dict[str, Any], out: Path) -> dict[str, Path]:
         paths["plot"] = plot_path
     paths["markdown"].write_text(markdown(results, plot_note))
     return paths
+
+
+# -- targets (issue 4), each a ratio of two numbers of this run ----------------------------------
+
+#: Receiver and sender names of the rows the targets compare.
+PER_DATAGRAM, BATCHES, C_RECEIVER = "aiomcast", "aiomcast-batches", "c-recvmmsg"
+UVLOOP, STDLIB = "uvloop-protocol", "asyncio-protocol"
+GSO_SENDER = "aiomcast-send-many"
+NO_GSO_SENDER = "aiomcast-send-many-no-gso"
+SEND_SENDER = "aiomcast-send"
+UVLOOP_SENDTO, C_SENDMMSG = "uvloop-sendto", "c-sendmmsg"
+
+
+def _target(
+    name: str,
+    want: str,
+    measured: str,
+    value: float | None,
+    met: bool | None,
+    note: str = "",
+) -> dict[str, Any]:
+    return {
+        "target": name,
+        "wanted": want,
+        "measured": measured,
+        "value": value,
+        "met": met,
+        "note": note,
+    }
+
+
+def _loss_free_of(results: dict[str, Any], receiver: str) -> tuple[float | None, bool]:
+    """(loss-free rate, whether it is only a lower bound: even the unpaced point lost nothing)."""
+    best = results.get("summary", {}).get(receiver, {}).get("loss_free_rate")
+    unpaced = _by_receiver(results["sweep"]).get(receiver, {}).get(0)
+    return best, unpaced is not None and unpaced["loss"] < LOSS_FREE
+
+
+def _ratio(top: float | None, bottom: float | None) -> float | None:
+    if top is None or bottom is None or bottom == 0:
+        return None
+    return top / bottom
+
+
+def _loss_free_target(results: dict[str, Any], peer: str, factor: float) -> dict[str, Any]:
+    mine, mine_bound = _loss_free_of(results, PER_DATAGRAM)
+    theirs, theirs_bound = _loss_free_of(results, peer)
+    name = f"loss-free receive rate, `async for` vs {peer}"
+    measured = f"{_rate_or_none(mine)} vs {_rate_or_none(theirs)}"
+    ratio = _ratio(mine, theirs)
+    if mine is None:
+        return _target(
+            name, f">= {factor:g}x", measured + " (aiomcast lost at every rate)", None, False
+        )
+    if theirs is None:
+        note = f"{peer} lost at every rate, so the ratio is unbounded"
+        return _target(name, f">= {factor:g}x", measured, None, True, note)
+    note = "rates of this run's grid: each lost at the next rate up"
+    if mine_bound:
+        note = "aiomcast lost nothing even unpaced: the ratio is a lower bound (sender-bound)"
+    if theirs_bound:
+        note = f"{peer} lost nothing even unpaced: the run cannot tell them apart"
+    met = ratio is not None and ratio >= factor
+    return _target(name, f">= {factor:g}x", measured + f" = {ratio:.2f}x", ratio, met, note)
+
+
+def _rate_or_none(rate: float | None) -> str:
+    return "none" if rate is None else f"{rate / 1e3:,.0f}k/s"
+
+
+def batch_vs_c(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """aiomcast's batch iterator against the C recvmmsg receiver at each offered rate."""
+    table = _by_receiver(results["sweep"])
+    mine, ref = table.get(BATCHES, {}), table.get(C_RECEIVER, {})
+    rows = []
+    for rate in results["meta"]["rates"]:
+        if rate not in mine or rate not in ref:
+            continue
+        c_free = ref[rate]["loss"] < LOSS_FREE
+        rows.append(
+            {
+                "rate_target": rate,
+                "reached": ref[rate]["sender_rate"],
+                "c_delivered_pct": ref[rate]["delivered_pct"],
+                "batches_delivered_pct": mine[rate]["delivered_pct"],
+                "c_loss_free": c_free,
+                "batches_loss_free": mine[rate]["loss"] < LOSS_FREE,
+                "ok": (not c_free) or mine[rate]["loss"] < LOSS_FREE,
+            }
+        )
+    return rows
+
+
+def _batches_target(results: dict[str, Any]) -> dict[str, Any]:
+    rows = batch_vs_c(results)
+    name = "`batches()`: no loss wherever the C recvmmsg receiver has none"
+    if not rows:
+        return _target(name, "every such rate", "not measured", None, None)
+    checked = [r for r in rows if r["c_loss_free"]]
+    failed = [rate_label(r["rate_target"]) for r in checked if not r["batches_loss_free"]]
+    top = max((r["reached"] for r in checked), default=None)
+    measured = (
+        f"loss-free at {len(checked) - len(failed)} of the {len(checked)} rates where C is"
+        + (f" (up to {top / 1e3:,.0f}k/s)" if top else "")
+        + (f"; lost at {', '.join(failed)}" if failed else "")
+    )
+    return _target(name, "every such rate", measured, None, bool(checked) and not failed)
+
+
+def _sender_rate(results: dict[str, Any], sender: str) -> float | None:
+    for row in results["senders"]:
+        if row["sender"] == sender:
+            return float(row["rate"])
+    return None
+
+
+def _sender_ratio_target(
+    results: dict[str, Any], sender: str, label: str, factor: float
+) -> dict[str, Any]:
+    mine, theirs = _sender_rate(results, sender), _sender_rate(results, UVLOOP_SENDTO)
+    ratio = _ratio(mine, theirs)
+    c_ratio = _ratio(_sender_rate(results, C_SENDMMSG), theirs)
+    measured = f"{_rate_or_none(mine)} vs {_rate_or_none(theirs)}" + (
+        f" = {ratio:.2f}x" if ratio is not None else ""
+    )
+    note = (
+        f"C sendmmsg reaches {c_ratio:.2f}x uvloop here: the kernel's cost per datagram bounds "
+        "every sender without GSO"
+        if c_ratio is not None
+        else ""
+    )
+    met = None if ratio is None else ratio >= factor
+    return _target(
+        f"{label} vs uvloop `transport.sendto`", f">= {factor:g}x", measured, ratio, met, note
+    )
+
+
+def _latency_target(results: dict[str, Any]) -> dict[str, Any]:
+    p50 = {}
+    for point in results["latency"]:
+        if point["rate_target"] == 1_000:
+            latency = point["receiver_result"].get("latency_us") or {}
+            p50[point["receiver"]] = latency.get("p50")
+    mine, theirs = p50.get(PER_DATAGRAM), p50.get(UVLOOP)
+    ratio = _ratio(mine, theirs)
+    measured = f"{_num(mine, 1)} µs vs {_num(theirs, 1)} µs" + (
+        f" = {ratio:.2f}x" if ratio is not None else ""
+    )
+    met = None if ratio is None else ratio <= 1.2
+    return _target(
+        "latency p50 at 1k/s, `async for` vs uvloop-protocol", "<= 1.2x", measured, ratio, met
+    )
+
+
+def _memory_target(results: dict[str, Any]) -> dict[str, Any]:
+    memory = results.get("memory")
+    name = "memory under overload flat; every drop counted (queue + kernel)"
+    if memory is None:
+        return _target(name, "flat, all counted", "not measured", None, None)
+    rss, extra = memory["rss_kib"], memory["receiver_result"]
+    first, peak = rss.get("first"), rss.get("peak")
+    drops = sum(
+        int(extra.get(k) or 0) for k in ("queue_dropped", "kernel_dropped", "backlog_dropped")
+    )
+    unaccounted = int(memory["sent"]) - int(memory["received"]) - drops
+    growth = None if first is None or peak is None else (peak - first) / 1024
+    flat = growth is not None and growth <= max(2.0, 0.05 * first / 1024)
+    overloaded = memory["delivered_pct"] < 100 * (1 - LOSS_FREE)
+    measured = (
+        f"RSS {_num(None if first is None else first / 1024, 1)} → peak "
+        f"{_num(None if peak is None else peak / 1024, 1)} MiB; sent - received - drops = "
+        f"{unaccounted:,}"
+    )
+    note = "" if overloaded else "the load did not overload the receiver"
+    return _target(
+        name, "growth <= 2 MiB, 0 unaccounted", measured, growth, flat and unaccounted == 0, note
+    )
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each measured as a ratio of two numbers of this run."""
+    found = [
+        _loss_free_target(results, UVLOOP, 2.0),
+        _loss_free_target(results, STDLIB, 20.0),
+        _batches_target(results),
+    ]
+    gso = _sender_rate(results, GSO_SENDER)
+    found.append(
+        _target(
+            "`send_many` with GSO, 64-byte datagrams",
+            ">= 1M/s",
+            _rate_or_none(gso),
+            gso,
+            None if gso is None else gso >= 1e6,
+        )
+    )
+    found.append(_sender_ratio_target(results, NO_GSO_SENDER, "`send_many` without GSO", 1.5))
+    found.append(_sender_ratio_target(results, SEND_SENDER, "`send` (no GSO)", 1.5))
+    found += [_latency_target(results), _memory_target(results)]
+    return found
+
+
+def _targets_lines(results: dict[str, Any]) -> list[str]:
+    found = results.get("targets") or targets(results)
+    verdict = {True: "met", False: "**not met**", None: "not measured"}
+    lines = _table(
+        ["target", "wanted", "measured (this run)", "", "note"],
+        ([t["target"], t["wanted"], t["measured"], verdict[t["met"]], t["note"]] for t in found),
+    )
+    rows = batch_vs_c(results)
+    if rows:
+        lines += [
+            "`batches()` against the C reference at each offered rate (delivered %):",
+            "",
+            *_table(
+                ["offered", "reached", "C recvmmsg", "aiomcast batches()", "ok"],
+                (
+                    [
+                        rate_label(r["rate_target"]),
+                        f"{r['reached'] / 1e3:,.0f}k/s",
+                        f"{r['c_delivered_pct']:.2f}",
+                        f"{r['batches_delivered_pct']:.2f}",
+                        "yes" if r["ok"] else "**no**",
+                    ]
+                    for r in rows
+                ),
+            ),
+        ]
+    return lines
 
 
 # -- markdown -------------------------------------------------------------------------------------
@@ -52,6 +286,19 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def _count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
+
+
+def load_label(meta: dict[str, Any]) -> str:
+    """What the sweep's load was: mcsend.c with sendmmsg, or with UDP_SEGMENT."""
+    gso = meta.get("load_gso", 0)
+    if not gso:
+        return "mcsend.c (sendmmsg, paced)"
+    quantum = meta.get("load_quantum_us", 0)
+    return (
+        f"mcsend.c (UDP_SEGMENT, up to {gso} datagrams per send, paced"
+        + (f", what is due gathers for up to {quantum:g} µs" if quantum else "")
+        + "; receivers without UDP_GRO get each datagram on its own)"
+    )
 
 
 def _by_receiver(points: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -126,10 +373,37 @@ def _latency_table(points: list[dict[str, Any]]) -> list[str]:
     return _table(header, rows)
 
 
+#: What each sender row is (the rows of the sender table).
+SENDER_LABELS = {
+    "c-sendmmsg": "mcsend.c, sendmmsg of 64",
+    "c-gso": "mcsend.c, UDP_SEGMENT of 64",
+    "iperf2": "iperf2 client",
+    "blocking-sendto": "blocking `sock.sendto`",
+    "asyncio-sendto": "stdlib asyncio `transport.sendto`",
+    "uvloop-sendto": "uvloop `transport.sendto`",
+    "aiomcast-send": "aiomcast `await send()`",
+    "aiomcast-send-many": "aiomcast `send_many` of 64 (GSO)",
+    "aiomcast-send-many-no-gso": "aiomcast `send_many` of 64, sendmmsg only",
+    "trio-aiomcast-send": "aiomcast.anyio `await send()` on trio",
+    "trio-aiomcast-send-many": "aiomcast.anyio `send_many` of 64 on trio",
+    "trio-socket-sendto": "trio socket `await sendto`",
+}
+
+
+#: Said under the receivers' table when trio rows are in it.
+TRIO_NOTE = (
+    " The `trio-` rows run on anyio's trio backend (trio_rows.py): `trio-aiomcast` and "
+    "`trio-aiomcast-batches` are aiomcast.anyio's receiver, `trio-socket` trio's own socket "
+    "(`await sock.recv_into`), the baseline on that loop; the other Python rows run on uvloop "
+    "or the stdlib loop."
+)
+
+
 def _sender_table(rows: list[dict[str, Any]]) -> list[str]:
     return _table(
         [
             "sender",
+            "what",
             "sent",
             "datagrams/s",
             "CPU µs per datagram",
@@ -139,6 +413,7 @@ def _sender_table(rows: list[dict[str, Any]]) -> list[str]:
         (
             [
                 row["sender"],
+                SENDER_LABELS.get(row["sender"], ""),
                 f"{row['sent']:,}",
                 f"{row['rate']:,.0f}",
                 _num(row["cpu_us_per_datagram"]),
@@ -156,11 +431,17 @@ def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
         return ["Not measured (the aiomcast receiver did not run).", ""]
     rss = memory["rss_kib"]
     base = memory.get("loss_free_rate")
+    capacity = memory.get("capacity")
     extra = memory["receiver_result"]
+    if capacity is not None:
+        why = f"3 x the most it delivered per second in the sweep, {capacity / 1e3:,.0f}k/s"
+        if memory["rate_target"] == 0:
+            why += ": more than the load reaches, so unpaced"
+    else:
+        why = "3 x " + ("its loss-free rate" if base else "the lowest offered rate: it had none")
     return [
-        f"Offered {rate_label(memory['rate_target'])} (3 x "
-        + ("its loss-free rate" if base else "the lowest offered rate: it had none")
-        + f"), reached {memory['sender_rate'] / 1e3:,.1f}k/s for {memory['seconds']:g} s; "
+        f"Offered {rate_label(memory['rate_target'])} ({why}), "
+        f"reached {memory['sender_rate'] / 1e3:,.1f}k/s for {memory['seconds']:g} s; "
         f"{memory['delivered_pct']:.2f} % delivered "
         f"(queue dropped {_count(extra.get('queue_dropped'))}, "
         f"socket dropped {_count(extra.get('kernel_dropped'))}, "
@@ -209,13 +490,17 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
         "",
         *(f"- {note}" for note in meta.get("notes", [])),
         "",
+        "## Targets (issue 4): ratios of this run's numbers",
+        "",
+        *_targets_lines(results),
         "## Receivers: delivered % (receiver CPU seconds per million datagrams)",
         "",
-        "Load: mcsend.c (sendmmsg, paced). " + _offered_line(results["sweep"], meta["rates"]),
+        f"Load: {load_label(meta)}. " + _offered_line(results["sweep"], meta["rates"]),
         "",
         *_rate_table(results["sweep"], meta["rates"], results.get("summary", {})),
         "Loss-free: the highest offered rate with less than "
-        f"{meta['loss_free_threshold'] * 100:g} % loss ('max' counts at the rate reached).",
+        f"{meta['loss_free_threshold'] * 100:g} % loss ('max' counts at the rate reached)."
+        + (TRIO_NOTE if any(p["receiver"].startswith("trio-") for p in results["sweep"]) else ""),
         "",
     ]
     if results["iperf2_load"]:
@@ -231,7 +516,8 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
         lines += [
             "## One-way latency, µs",
             "",
-            "mcsend.c stamps CLOCK_MONOTONIC into each payload just before sendmmsg; the "
+            "Load: mcsend.c with sendmmsg at every rate. It stamps CLOCK_MONOTONIC into each "
+            "payload just before sendmmsg; the "
             "receiver subtracts it from its own clock when the datagram reaches its code. "
             "iperf2 reports only a mean and a maximum, measured against the kernel's receive "
             "timestamp (SO_TIMESTAMP): it leaves out the wake-up of the receiver, so it is not "
@@ -269,7 +555,10 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> str | None:
-    """Draw delivered % against the offered rate reached; None, or why there is no plot."""
+    """Draw delivered % against the offered rate reached, the senders and the targets.
+
+    Returns None, or why there is no plot.
+    """
     try:
         import matplotlib
 
@@ -277,13 +566,14 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "not drawn: matplotlib is missing (pip install -r benchmarks/requirements.txt)"
-    panels = [("mcsend.c (sendmmsg)", results["sweep"])]
+    gso = results["meta"].get("load_gso", 0)
+    panels = [(f"mcsend.c ({f'GSO {gso}' if gso else 'sendmmsg'})", results["sweep"])]
     if results["iperf2_load"]:
         panels.append(("iperf2", results["iperf2_load"]))
-    figure, axes = plt.subplots(
-        1, len(panels), figsize=(6 * len(panels) + 2, 5), squeeze=False, sharex=True, sharey=True
-    )
-    for axis, (title, points) in zip(axes[0], panels, strict=True):
+    figure = plt.figure(figsize=(6 * len(panels) + 3, 10))
+    grid = figure.add_gridspec(2, len(panels), height_ratios=(3, 2))
+    axes = [figure.add_subplot(grid[0, i]) for i in range(len(panels))]
+    for axis, (title, points) in zip(axes, panels, strict=True):
         for receiver, by_rate in _by_receiver(points).items():
             ordered = sorted(by_rate.values(), key=lambda p: p["sender_rate"])
             axis.plot(
@@ -296,10 +586,17 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
         axis.set_title(f"load: {title}")
         axis.set_xlabel("offered rate reached (thousand datagrams/s)")
         axis.grid(True, alpha=0.3)
-        axis.set_xlim(left=0)
+        reached = [p["sender_rate"] / 1e3 for p in points]
+        axis.set_xlim(left=0, right=max(reached, default=1.0) * 1.08)
         axis.set_ylim(bottom=0, top=102)
-    axes[0][0].set_ylabel("delivered %")
-    axes[0][-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    axes[0].set_ylabel("delivered %")
+    axes[-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _plot_senders(figure.add_subplot(grid[1, 0]), results["senders"])
+    text_axis = figure.add_subplot(grid[1, 1:] if len(panels) > 1 else grid[1, 0])
+    if len(panels) == 1:  # one column: the senders' axis takes it, the targets go below
+        text_axis.remove()
+    else:
+        _plot_targets(text_axis, results)
     figure.suptitle(f"aiomcast benchmarks: 64-byte multicast datagrams ({results['meta']['mode']})")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -307,8 +604,39 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
     return None
 
 
+def _plot_senders(axis: Any, rows: list[dict[str, Any]]) -> None:
+    """Horizontal bars: datagrams/s each sender reached, unpaced."""
+    names = [row["sender"] for row in rows]
+    rates = [float(row["rate"]) / 1e3 for row in rows]
+    colors = ["tab:blue" if _is_aiomcast(n) else "tab:gray" for n in names]
+    axis.barh(names, rates, color=colors)
+    for y, rate in enumerate(rates):
+        axis.text(rate, y, f" {rate:,.0f}k", va="center", fontsize="small")
+    axis.invert_yaxis()
+    axis.set_xlabel("thousand datagrams/s (unpaced, 64 bytes)")
+    axis.set_title("senders")
+    axis.grid(True, axis="x", alpha=0.3)
+
+
+def _plot_targets(axis: Any, results: dict[str, Any]) -> None:
+    """The targets as text: met / not met and the measured ratio."""
+    verdict = {True: "met", False: "NOT MET", None: "not measured"}
+    lines = [
+        f"[{verdict[t['met']]}] {t['target'].replace('`', '')} ({t['wanted']}): {t['measured']}"
+        for t in results.get("targets") or targets(results)
+    ]
+    axis.axis("off")
+    axis.set_title("targets (issue 4), this run")
+    axis.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize="small", wrap=True)
+
+
+def _is_aiomcast(row: str) -> bool:
+    """aiomcast's own rows: ``aiomcast-*`` and, on trio, ``trio-aiomcast*``."""
+    return row.startswith(("aiomcast", "trio-aiomcast"))
+
+
 def _style(receiver: str) -> str:
-    return "-" if receiver.startswith("aiomcast") else "--"
+    return "-" if _is_aiomcast(receiver) else "--"
 
 
 def _main(argv: list[str]) -> int:

@@ -11,11 +11,12 @@ the receiver to CPU 1.
 
 It measures, for every receiver (a process of its own, started in the receiving namespace):
 delivered % and receiver CPU seconds per million datagrams at each offered rate of 64-byte
-datagrams (the paced C sender mcsend.c, and iperf2 as a second load), the highest offered
-rate with < 0.1 % loss, and one-way latency p50/p99 at 1k/s and 100k/s; the RSS of aiomcast's
-per-datagram receiver under three times its loss-free rate; and for every sender the
-datagrams/s it reaches and its CPU per datagram. Results go to --out as JSON (all raw
-numbers), a markdown table and a PNG plot; a progress bar runs on stderr.
+datagrams (the paced C sender mcsend.c, with sendmmsg or UDP_SEGMENT whichever goes faster
+here, and iperf2 as a second load), the highest offered rate with < 0.1 % loss, and one-way
+latency p50/p99 at 1k/s and 100k/s; the RSS of aiomcast's per-datagram receiver under three
+times its loss-free rate; and for every sender the datagrams/s it reaches and its CPU per
+datagram. Results go to --out as JSON (all raw numbers and the issue's targets, met or not),
+a markdown table and a PNG plot; a progress bar runs on stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import importlib.util
 import inspect
 import json
 import os
@@ -59,10 +61,37 @@ PYTHON_RECEIVERS: Final = [
     "aiomcast",
     "aiomcast-batches",
     "aiomcast-gro",
+    "trio-aiomcast",
+    "trio-aiomcast-batches",
+    "trio-socket",
 ]
 RECEIVERS: Final = [*PYTHON_RECEIVERS[:4], "iperf2", "c-recvmmsg", *PYTHON_RECEIVERS[4:]]
-PYTHON_SENDERS: Final = ["blocking-sendto", "uvloop-sendto", "aiomcast-send", "aiomcast-send-many"]
-SENDERS: Final = ["c-sendmmsg", "iperf2", *PYTHON_SENDERS]
+PYTHON_SENDERS: Final = [
+    "blocking-sendto",
+    "asyncio-sendto",
+    "uvloop-sendto",
+    "aiomcast-send",
+    "aiomcast-send-many",
+    "aiomcast-send-many-no-gso",
+    "trio-aiomcast-send",
+    "trio-aiomcast-send-many",
+    "trio-socket-sendto",
+]
+#: The rows on anyio's trio backend: trio_rows.py runs them, with the options and JSON line
+#: of receivers.py and senders.py.
+TRIO_ROWS: Final = frozenset(
+    {
+        "trio-aiomcast",
+        "trio-aiomcast-batches",
+        "trio-socket",
+        "trio-aiomcast-send",
+        "trio-aiomcast-send-many",
+        "trio-socket-sendto",
+    }
+)
+#: The C senders are measured first, as the calibration that picks the sweep's load.
+C_SENDERS: Final = ["c-sendmmsg", "c-gso"]
+SENDERS: Final = [*C_SENDERS, "iperf2", *PYTHON_SENDERS]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +103,8 @@ class Profile:
     iperf2_rates: tuple[int, ...]
     latency_points: tuple[tuple[int, float], ...]  # (rate, seconds)
     memory_seconds: float
-    sender_count: int
-    calibration_count: int
+    sender_seconds: float
+    unpaced_point: bool  # an unpaced "max" point even when the load reaches every rate
 
 
 FULL: Final = Profile(
@@ -84,17 +113,17 @@ FULL: Final = Profile(
     iperf2_rates=(50_000, 100_000, 200_000),
     latency_points=((1_000, 3.0), (100_000, 2.0)),
     memory_seconds=10.0,
-    sender_count=500_000,
-    calibration_count=600_000,
+    sender_seconds=2.0,
+    unpaced_point=True,
 )
 QUICK: Final = Profile(
-    rates=(50_000, 100_000, 200_000, 400_000),
+    rates=(50_000, 200_000, 400_000, 600_000, 800_000, 1_000_000),
     seconds=1.0,
     iperf2_rates=(100_000,),
     latency_points=((1_000, 2.0), (100_000, 1.0)),
     memory_seconds=10.0,
-    sender_count=200_000,
-    calibration_count=300_000,
+    sender_seconds=1.0,
+    unpaced_point=False,
 )
 
 
@@ -432,6 +461,11 @@ def backlog_drops() -> int:
 # -- one measurement -----------------------------------------------------------------------------
 
 
+def python_script(row: str, default: str) -> str:
+    """The script that runs a Python row: trio_rows.py for the trio rows, else ``default``."""
+    return "trio_rows.py" if row in TRIO_ROWS else default
+
+
 class Skipped(Exception):
     """A receiver or sender said it cannot run here; the message says why."""
 
@@ -446,20 +480,31 @@ class Bench:
     rcvbuf: int
     idle: float
     port: int = FIRST_PORT
+    #: Datagrams per UDP_SEGMENT send of the sweep's load (0: sendmmsg); set by calibration.
+    load_gso: int = 0
+    #: mcsend's --quantum-us for paced loads: what is due gathers this long before a send.
+    quantum_us: float = 0.0
 
     def next_port(self) -> int:
         """A fresh UDP port for each measurement, so no late datagram crosses over."""
         self.port += 1
         return self.port
 
-    def mcsend_argv(self, port: int, rate: int, count: int, fmt: str, seconds: float) -> list[str]:
-        """The C sender: ``count`` datagrams at ``rate``/s (0: unpaced), at most ``seconds``."""
+    def mcsend_argv(
+        self, port: int, rate: int, count: int, fmt: str, seconds: float, gso: int | None = None
+    ) -> list[str]:
+        """The C sender: ``count`` datagrams at ``rate``/s (0: unpaced), at most ``seconds``.
+
+        ``gso``: datagrams per UDP_SEGMENT send, 0 for sendmmsg; None for the sweep's load.
+        """
         side = self.setup.sender
+        segments = self.load_gso if gso is None else gso
         return side.command(
             self.mcsend,
             *("--group", GROUP, "--port", str(port), "--ifaddr", side.address),
             *("--count", str(count), "--rate", str(rate), "--format", fmt),
-            *("--max-seconds", f"{seconds:.3f}"),
+            *("--max-seconds", f"{seconds:.3f}", "--gso", str(segments)),
+            *("--quantum-us", f"{self.quantum_us:g}"),
         )
 
     def iperf2_client_argv(self, port: int, rate: int, seconds: float) -> list[str]:
@@ -489,7 +534,8 @@ class Bench:
             bind = GROUP if self.setup.mode == "lab" else f"{GROUP}%lo"
             window = ["-w", str(self.rcvbuf)] if self.rcvbuf else []
             return side.command("iperf", "-s", "-u", "-B", bind, "-p", str(port), "-e", *window)
-        argv = [sys.executable, str(HERE / "receivers.py"), receiver, *common]
+        argv = [sys.executable, str(HERE / python_script(receiver, "receivers.py")), receiver]
+        argv += common
         argv += ["--interface", side.interface, "--expect", str(expect), "--format", fmt]
         argv += ["--rcvbuf", str(self.rcvbuf), *(["--latency"] if latency else [])]
         return side.command(*argv)
@@ -604,7 +650,10 @@ def measure_receiver(
         if load == "iperf2":
             sender = run_iperf2_client(bench, port, rate, seconds)
         else:
-            argv = bench.mcsend_argv(port, rate, count, fmt, max_seconds)
+            # Latency is measured under sendmmsg load at every rate: per-send stamps, no
+            # receive-side GSO segmentation in the path being timed.
+            gso = 0 if latency else None
+            argv = bench.mcsend_argv(port, rate, count, fmt, max_seconds, gso)
             with Child(argv, "mcsend") as tx:
                 sender = tx.json_result(max_seconds + 10)
         if receiver == "iperf2":
@@ -640,7 +689,7 @@ def measure_receiver(
 def measure_memory(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
     """VmRSS of aiomcast's per-datagram receiver, every 0.5 s, while mcsend offers ``rate``."""
     port = bench.next_port()
-    count = int(rate * seconds)
+    count = int(rate * seconds) if rate else int(seconds * SENDER_COUNT_CAP)  # 0: unpaced
     samples: list[tuple[float, int]] = []
     with bench.start_receiver("aiomcast", port, count, "none", False) as rx:
         backlog = backlog_drops()
@@ -675,27 +724,40 @@ def measure_memory(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def measure_sender(bench: Bench, sender: str, count: int) -> dict[str, Any]:
-    """One sender, unpaced: datagrams/s it reaches, CPU per datagram, and what arrived.
+#: mcsend's datagrams per UDP_SEGMENT send for the c-gso sender (the kernel's limit, 64).
+C_GSO_SEGMENTS: Final = 64
+#: With the GSO load, what is due gathers this long before a paced send (mcsend --quantum-us):
+#: sends of a few datagrams each (a send every few µs) would cost the receiving kernel one
+#: IP-layer pass per send, and the C reference then lost datagrams from 500k/s on.
+LOAD_QUANTUM_US: Final = 50.0
+#: An unpaced sender stops after this many datagrams, or after its time, whichever is first.
+SENDER_COUNT_CAP: Final = 5_000_000
+
+
+def measure_sender(bench: Bench, sender: str, seconds: float) -> dict[str, Any]:
+    """One sender, unpaced for ``seconds``: datagrams/s it reaches, CPU per datagram, arrivals.
 
     mcsend.c and the Python senders time their own send loop (getrusage around it); iperf2's
     CPU is its whole process's rusage. The C receiver counts what arrived.
     """
     port = bench.next_port()
     fmt = "iperf2" if sender == "iperf2" else "seq"
+    count = SENDER_COUNT_CAP
     expect = count if sender != "iperf2" else 2_000_000
     with bench.start_receiver("c-recvmmsg", port, expect, fmt, False) as rx:
         backlog = backlog_drops()
-        if sender == "c-sendmmsg":
-            with Child(bench.mcsend_argv(port, 0, count, "seq", 10), sender) as tx:
-                result = tx.json_result(20)
+        if sender in ("c-sendmmsg", "c-gso"):
+            gso = C_GSO_SEGMENTS if sender == "c-gso" else 0
+            with Child(bench.mcsend_argv(port, 0, count, "seq", seconds, gso), sender) as tx:
+                result = tx.json_result(seconds + 10)
         elif sender == "iperf2":
-            result = run_iperf2_client(bench, port, 0, 2.0)
+            result = run_iperf2_client(bench, port, 0, seconds)
         else:
             side = bench.setup.sender
-            argv = [sys.executable, str(HERE / "senders.py"), sender, "--group", GROUP]
+            script = python_script(sender, "senders.py")
+            argv = [sys.executable, str(HERE / script), sender, "--group", GROUP]
             argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
-            argv += ["--count", str(count), "--max-seconds", "10"]
+            argv += ["--count", str(count), "--max-seconds", f"{seconds:g}"]
             with Child(side.command(*argv), sender) as tx:
                 result = tx.json_result(30)
             if "skipped" in result:
@@ -754,6 +816,9 @@ def probe(mode: str) -> dict[str, str]:
         skipped["aiomcast-gro"] = skipped["aiomcast-batches"]
     if not hasattr(aiomcast.Sender, "send_many"):
         skipped["aiomcast-send-many"] = "aiomcast's Sender has no send_many() yet"
+    if importlib.util.find_spec("trio") is None:
+        for row in TRIO_ROWS:
+            skipped[row] = "trio is not installed: pip install -r benchmarks/requirements.txt"
     try:
         import asyncio_dgram  # noqa: F401
     except ImportError:
@@ -815,8 +880,35 @@ def plan(
     ]
     if "aiomcast" in receivers:
         steps.append(Step("memory", "aiomcast", 0, profile.memory_seconds))
-    steps += [Step("sender", s, 0, 2.0) for s in senders]
+    steps += [Step("sender", s, 0, profile.sender_seconds) for s in senders if s not in C_SENDERS]
     return steps
+
+
+def calibrate(bench: Bench, profile: Profile, errors: list[str]) -> dict[str, Any]:
+    """Measure both C senders unpaced and make the faster one the load of the sweep.
+
+    Returns the sender rows, the load's name and the rate it reaches (the ceiling): offered
+    rates above it are not worth asking for. Sets ``bench.load_gso`` and ``bench.quantum_us``.
+    """
+    rows = []
+    for sender in C_SENDERS:
+        print(f"calibrating: {sender} unpaced", file=sys.stderr)
+        try:
+            row = measure_sender(bench, sender, profile.sender_seconds)
+        except BenchError as exc:
+            errors.append(f"calibration {sender}: {exc}")
+            continue
+        failed = row["sender_result"].get("errors", 0)
+        if failed and sender == "c-gso":  # no UDP_SEGMENT here: every send fails
+            errors.append(f"calibration c-gso: {failed} sends failed; the load is c-sendmmsg")
+            continue
+        rows.append(row)
+    if not rows:
+        raise SystemExit("mcsend cannot send here: " + "; ".join(errors))
+    fastest = max(rows, key=lambda row: float(row["rate"]))
+    if fastest["sender"] == "c-gso":
+        bench.load_gso, bench.quantum_us = C_GSO_SEGMENTS, LOAD_QUANTUM_US
+    return {"rows": rows, "load": fastest["sender"], "ceiling": float(fastest["rate"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -915,15 +1007,16 @@ def run_all(
     receivers = [r for r in receivers if r not in skipped]
     senders = [s for s in senders if s not in skipped]
 
-    # What mcsend reaches here (into the C receiver) bounds the offered rates worth asking for.
-    calibration = measure_sender(bench, "c-sendmmsg", profile.calibration_count)
-    ceiling = calibration["rate"]
+    errors: list[str] = []
+    calibration = calibrate(bench, profile, errors)
+    ceiling = calibration["ceiling"]
     rates = [r for r in profile.rates if r <= ceiling * 1.1]
     dropped = [r for r in profile.rates if r not in rates]
+    if dropped or profile.unpaced_point:
+        rates.append(0)  # one unpaced point: as fast as the load goes
     if dropped:
-        rates.append(0)  # one unpaced point instead: as fast as mcsend goes
         print(
-            f"note: mcsend reaches {ceiling:,.0f} datagrams/s here; the offered rates "
+            f"note: the load reaches {ceiling:,.0f} datagrams/s here; the offered rates "
             f"{', '.join(f'{r:,}' for r in dropped)} are replaced by one unpaced point (max)",
             file=sys.stderr,
         )
@@ -935,9 +1028,8 @@ def run_all(
         "iperf2_load": [],
         "latency": [],
         "memory": None,
-        "senders": [],
+        "senders": [row for row in calibration["rows"] if row["sender"] in senders],
     }
-    errors: list[str] = []
     for step in steps:
         progress.show(step.label)
         try:
@@ -954,13 +1046,19 @@ def run_all(
                     measure_receiver(bench, step.name, step.rate, step.seconds, latency=True)
                 )
             elif step.kind == "memory":
+                # Three times what the receiver can take: the most it delivered per second
+                # at any point of the sweep (its loss-free rate is only a point of the grid).
                 mine = [p for p in results["sweep"] if p["receiver"] == "aiomcast"]
-                base = loss_free_rate(mine)
-                rate = int(3 * (base or min(r for r in rates if r) or ceiling))
+                capacity = max(
+                    (p["sender_rate"] * p["delivered_pct"] / 100 for p in mine),
+                    default=min(r for r in rates if r),
+                )
+                rate = int(3 * capacity) if 3 * capacity < ceiling else 0
                 results["memory"] = measure_memory(bench, rate, step.seconds)
-                results["memory"]["loss_free_rate"] = base
+                results["memory"]["loss_free_rate"] = loss_free_rate(mine)
+                results["memory"]["capacity"] = capacity
             else:
-                results["senders"].append(measure_sender(bench, step.name, profile.sender_count))
+                results["senders"].append(measure_sender(bench, step.name, profile.sender_seconds))
         except Skipped as why:
             skipped[step.name] = str(why)
             progress.note(f"skip {step.name}: {why}")
@@ -997,6 +1095,9 @@ def run_all(
         "rates": rates,
         "rates_dropped": dropped,
         "mcsend_ceiling": ceiling,
+        "load": calibration["load"],
+        "load_gso": bench.load_gso,
+        "load_quantum_us": bench.quantum_us,
         "iperf2_rates": list(profile.iperf2_rates),
         "loss_free_threshold": LOSS_FREE,
         "versions": _versions(),
@@ -1028,7 +1129,7 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {}
-    for name in ("aiomcast", "uvloop", "asyncio-dgram"):
+    for name in ("aiomcast", "uvloop", "asyncio-dgram", "anyio", "trio"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     git = shutil.which("git")

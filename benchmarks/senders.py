@@ -90,8 +90,8 @@ def blocking_sender(args: argparse.Namespace) -> int:
     return sent
 
 
-async def uvloop_sender(args: argparse.Namespace) -> int:
-    """uvloop's ``transport.sendto`` (yields to the loop once per batch)."""
+async def loop_sender(args: argparse.Namespace) -> int:
+    """The event loop's own ``transport.sendto`` (yields to the loop once per batch)."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
         asyncio.DatagramProtocol, sock=plain_socket(args.ifaddr)
@@ -129,12 +129,16 @@ async def aiomcast_send_sender(args: argparse.Namespace) -> int:
     return sent
 
 
-async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
-    """aiomcast ``await tx.send_many(payloads)``, ``--batch`` payloads per call."""
+async def aiomcast_send_many_sender(args: argparse.Namespace, *, gso: bool = True) -> int:
+    """aiomcast ``await tx.send_many(payloads)``, ``--batch`` payloads per call.
+
+    With ``gso=False`` the same public call with ``tx.gso = False``: sendmmsg only.
+    """
     tx = await _open_aiomcast(args)
     try:
         if not hasattr(tx, "send_many"):
             raise Skip("aiomcast's Sender has no send_many() yet")
+        tx.gso = gso
         make, send_many, budget = payload_maker(args.size), tx.send_many, Budget(args)
         sent = 0
         while sent < budget.count and not budget.expired():
@@ -146,13 +150,20 @@ async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
     return sent
 
 
+async def aiomcast_send_many_no_gso_sender(args: argparse.Namespace) -> int:
+    """aiomcast ``await tx.send_many(payloads)`` with sendmmsg only (no UDP_SEGMENT)."""
+    return await aiomcast_send_many_sender(args, gso=False)
+
+
 AsyncSender = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
-#: name -> async sender; every one runs on uvloop.
-ASYNC_SENDERS: dict[str, AsyncSender] = {
-    "uvloop-sendto": uvloop_sender,
-    "aiomcast-send": aiomcast_send_sender,
-    "aiomcast-send-many": aiomcast_send_many_sender,
+#: name -> (event loop, async sender); all but asyncio-sendto run on uvloop.
+ASYNC_SENDERS: dict[str, tuple[str, AsyncSender]] = {
+    "asyncio-sendto": ("asyncio", loop_sender),
+    "uvloop-sendto": ("uvloop", loop_sender),
+    "aiomcast-send": ("uvloop", aiomcast_send_sender),
+    "aiomcast-send-many": ("uvloop", aiomcast_send_many_sender),
+    "aiomcast-send-many-no-gso": ("uvloop", aiomcast_send_many_no_gso_sender),
 }
 KINDS = ["blocking-sendto", *ASYNC_SENDERS]
 
@@ -181,9 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.kind == "blocking-sendto":
             sent = blocking_sender(args)
         else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            loop_kind, sender = ASYNC_SENDERS[args.kind]
+            factory = uvloop.new_event_loop if loop_kind == "uvloop" else asyncio.new_event_loop
+            with asyncio.Runner(loop_factory=factory) as runner:
                 cpu0, t0 = cpu_seconds(), time.monotonic()
-                sent = runner.run(ASYNC_SENDERS[args.kind](args))
+                sent = runner.run(sender(args))
     except Skip as why:
         print(json.dumps({"sender": args.kind, "skipped": str(why)}), flush=True)
         return 0
