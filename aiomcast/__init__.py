@@ -48,17 +48,27 @@ from ._errors import (
     InvalidGroupError,
     InvalidPortError,
     InvalidSocketError,
+    InvalidSourceError,
     InvalidTTLError,
     KernelError,
     MembershipError,
     NotJoinedError,
     PayloadTooLargeError,
+    SourceFilterError,
 )
-from ._interfaces import Interface, InterfaceLike, list_interfaces, resolve_interface
+from ._interfaces import (
+    Interface,
+    InterfaceFilter,
+    InterfaceLike,
+    list_interfaces,
+    resolve_interface,
+)
+from ._metadata import Metadata
 from ._protocol import Datagram, Overflow, Stats
 from ._ring import RingSearchResult, expanding_ring_search
 from ._run import run
 from ._sequence import SequenceTracker, pack_sequence, unpack_sequence
+from ._watch import ChangeKind, InterfaceChange, InterfaceWatcher, JoinResult, WatchStats
 
 __version__ = "0.1.0"
 
@@ -73,6 +83,7 @@ __all__ = [
     "AlreadyJoinedError",
     "BrokenEndpointError",
     "BusyError",
+    "ChangeKind",
     "Datagram",
     "Endpoint",
     "EndpointClosedError",
@@ -80,16 +91,22 @@ __all__ = [
     "Group",
     "GroupLike",
     "Interface",
+    "InterfaceChange",
     "InterfaceError",
+    "InterfaceFilter",
     "InterfaceLike",
+    "InterfaceWatcher",
     "InvalidArgumentError",
     "InvalidGroupError",
     "InvalidPortError",
     "InvalidSocketError",
+    "InvalidSourceError",
     "InvalidTTLError",
+    "JoinResult",
     "KernelError",
     "Membership",
     "MembershipError",
+    "Metadata",
     "NotJoinedError",
     "Opener",
     "Overflow",
@@ -98,8 +115,10 @@ __all__ = [
     "RingSearchResult",
     "Sender",
     "SequenceTracker",
+    "SourceFilterError",
     "Stats",
     "TTLScope",
+    "WatchStats",
     "__version__",
     "expanding_ring_search",
     "list_interfaces",

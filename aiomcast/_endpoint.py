@@ -18,9 +18,11 @@ import contextlib
 import dataclasses
 import errno
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar, final
+
+from anyio import TypedAttributeProvider
 
 from . import _socket
 from ._address import (
@@ -36,6 +38,8 @@ from ._address import (
     validate_port,
     validate_ttl,
 )
+from ._attributes import typed_attributes
+from ._driver import ASYNCIO, current_driver
 from ._errors import (
     AlreadyJoinedError,
     BrokenEndpointError,
@@ -48,12 +52,21 @@ from ._errors import (
     InvalidTTLError,
     KernelError,
     NotJoinedError,
+    SourceFilterError,
     show,
 )
 from ._fastio import FastDatagramTransport, batch_receiver_available
-from ._interfaces import Interface, InterfaceLike, loopback_index, resolve_interface
-from ._options import PLATFORM, host_scope_filter
+from ._interfaces import (
+    Interface,
+    InterfaceFilter,
+    InterfaceLike,
+    loopback_index,
+    resolve_interface,
+)
+from ._metadata import Metadata, MetadataDecoder, enable_metadata, parse_metadata
+from ._options import PLATFORM, check_source, host_scope_filter
 from ._protocol import Datagram, MulticastProtocol, Overflow, Stats
+from ._watch import InterfaceWatcher, JoinResult, Targets, join_all
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -74,10 +87,19 @@ E = TypeVar("E", bound="_Core")
 
 
 class Membership(NamedTuple):
-    """One (group, interface) membership held by an endpoint (interface None: kernel's choice)."""
+    """One membership held by an endpoint: group, interface and source.
+
+    ``interface`` None is the kernel's choice by route; ``source`` None is an any-source
+    membership, otherwise the one sender (normalised address text) it receives from.
+    """
 
     group: Group
     interface: Interface | None
+    source: str | None = None
+
+
+# A membership's key: (group address, interface index or 0, source text or None).
+_Key = tuple[object, int, str | None]
 
 
 @final
@@ -130,7 +152,7 @@ def _family_of(groups: list[Group], family: object) -> Family:
     return chosen
 
 
-class _Core:
+class _Core(TypedAttributeProvider):
     """State and behaviour shared by every endpoint; not public."""
 
     def __init__(
@@ -147,16 +169,32 @@ class _Core:
         self._protocol = protocol
         self._transport = transport
         self._default_interface = interface
-        self._memberships: dict[tuple[object, int], Membership] = {}
+        self._memberships: dict[_Key, Membership] = {}
+        self._blocked: dict[_Key, set[str]] = {}  # blocked sources of any-source memberships
         self._scope_ids: dict[str, int] = {}
         self._final_kernel_drops: int | None = None
         self._default_sockaddr: tuple[Any, ...] | None = None
+        self._payload_limit = max_payload(family)
+        # The fast transport's send-now-or-say-no, for Sender.send's hot path.
+        self._quick_send: Callable[[bytes, Any], bool] | None = (
+            transport.try_send if isinstance(transport, FastDatagramTransport) else None
+        )
         self._closing = False
         self._closed = False
         self._reading = False
         self._local = sock.getsockname()
 
     # -- common -----------------------------------------------------------------------------
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """Typed attributes for anyio's ``extra()``: MulticastAttribute and SocketAttribute."""
+        return typed_attributes(
+            self._sock,
+            self._family,
+            lambda: self.local_address,
+            lambda: self.interface if isinstance(self, _SendAPI) else self._default_interface,
+        )
 
     @property
     def family(self) -> Family:
@@ -210,24 +248,33 @@ class _Core:
         Calling it again does nothing. Datagrams already queued can still be iterated.
         """
         if self._closing:
-            await asyncio.shield(self._protocol.lost)
+            await self._protocol.driver.wait_shielded(self._protocol.lost)
             return
         self._closing = True
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            await watcher.aclose()  # no rejoin while the memberships are left below
         self._final_kernel_drops = _socket.kernel_drops(self._sock)
         for membership in list(self._memberships.values()):
             # The kernel drops memberships when the socket closes; leaving first sends the
             # leave report now. A vanished interface (ENODEV, EADDRNOTAVAIL) is no reason to
             # fail a close.
             with contextlib.suppress(KernelError):
-                _socket.leave(self._sock, membership.group, membership.interface)
+                if membership.source is None:
+                    _socket.leave(self._sock, membership.group, membership.interface)
+                else:
+                    _socket.leave_source(
+                        self._sock, membership.group, membership.source, membership.interface
+                    )
         self._memberships.clear()
+        self._blocked.clear()
         protocol = self._protocol
         waiter = protocol.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         self._transport.close()
         try:
-            await asyncio.shield(protocol.lost)
+            await protocol.driver.wait_shielded(protocol.lost)
         finally:
             # asyncio closes the socket right after connection_lost, uvloop detaches it; both
             # are done by now. Closing again is harmless and covers a cancelled wait.
@@ -258,7 +305,17 @@ class _Core:
             return self._default_interface
         return resolve_interface(interface, self._family, sock=self._sock)
 
-    def _join(self, group: GroupLike, interface: InterfaceLike | None = None) -> Membership:
+    def _source_text(self, source: object) -> str | None:
+        return None if source is None else str(check_source(source, self._family))
+
+    def _has_sources(self, address: object, index: int) -> bool:
+        return any(
+            k[0] == address and k[1] == index and k[2] is not None for k in self._memberships
+        )
+
+    def _join(
+        self, group: GroupLike, interface: InterfaceLike | None = None, source: object = None
+    ) -> Membership:
         self._check_open()
         value = Group(group)
         if value.family is not self._family:
@@ -266,11 +323,21 @@ class _Core:
                 f"group {value} is {value.family.label} but the endpoint is {self._family.label}",
                 value=str(value),
             )
+        text = self._source_text(source)
         iface = self._interface_for(value, interface)
-        key = (value.address, iface.index if iface is not None else 0)
+        index = iface.index if iface is not None else 0
+        key = (value.address, index, text)
         where = iface.name if iface is not None else "the default interface"
+        if text is not None:
+            return self._join_source(value, iface, text, key, where)
+        _refuse_any_source_ssm(value)
         if key in self._memberships:
             raise AlreadyJoinedError(f"already a member of {value} on {where}")
+        if self._has_sources(value.address, index):
+            raise SourceFilterError(
+                f"{value} is joined source-specifically on {where}: leave its sources before "
+                "joining it from any source"
+            )
         try:
             _socket.join(self._sock, value, iface)
         except KernelError as exc:
@@ -285,22 +352,91 @@ class _Core:
         self._memberships[key] = membership
         return membership
 
-    def _leave(self, group: GroupLike, interface: InterfaceLike | None = None) -> None:
+    def _join_source(
+        self, value: Group, iface: Interface | None, text: str, key: _Key, where: str
+    ) -> Membership:
+        if key in self._memberships:
+            raise AlreadyJoinedError(f"already a member of {value} from {text} on {where}")
+        if (value.address, key[1], None) in self._memberships:
+            # Linux would turn an any-source membership without blocked sources into a
+            # source-specific one, silently ending any-source reception (EINVAL with blocks).
+            raise SourceFilterError(
+                f"{value} is joined from any source on {where}: leave it before joining it "
+                f"from {text}"
+            )
+        try:
+            _socket.join_source(self._sock, value, text, iface)
+        except KernelError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise AlreadyJoinedError(
+                    f"already a member of {value} from {text} on {where} (the kernel says so)"
+                ) from exc
+            if exc.errno == errno.EINVAL:
+                raise SourceFilterError(
+                    f"{value} is joined from any source on {where} (the kernel says so)"
+                ) from exc
+            raise
+        membership = Membership(value, iface, text)
+        self._memberships[key] = membership
+        return membership
+
+    def _leave(
+        self, group: GroupLike, interface: InterfaceLike | None = None, source: object = None
+    ) -> None:
         self._check_open()
         value = Group(group)
+        text = self._source_text(source)
         iface = self._interface_for(value, interface)
-        key = (value.address, iface.index if iface is not None else 0)
+        key = (value.address, iface.index if iface is not None else 0, text)
         membership = self._memberships.get(key)
         if membership is None:
             where = iface.name if iface is not None else "the default interface"
-            raise NotJoinedError(f"not a member of {value} on {where}")
+            origin = f" from {text}" if text is not None else ""
+            raise NotJoinedError(f"not a member of {value}{origin} on {where}")
         try:
-            _socket.leave(self._sock, value, iface)
+            if text is None:
+                _socket.leave(self._sock, value, iface)
+            else:
+                _socket.leave_source(self._sock, value, text, iface)
         except KernelError as exc:
-            if exc.errno not in (errno.ENODEV, errno.EADDRNOTAVAIL):
+            if exc.errno not in (errno.ENODEV, errno.EADDRNOTAVAIL, errno.EINVAL):
                 raise
             # The interface vanished: the kernel already dropped the membership.
         del self._memberships[key]
+        self._blocked.pop(key, None)
+
+    def _filter(
+        self, block: bool, group: GroupLike, source: object, interface: InterfaceLike | None
+    ) -> None:
+        self._check_open()
+        value = Group(group)
+        text = self._source_text(source)
+        if text is None:
+            raise InvalidArgumentError("give the source address to block or unblock", value=None)
+        iface = self._interface_for(value, interface)
+        index = iface.index if iface is not None else 0
+        key = (value.address, index, None)
+        where = iface.name if iface is not None else "the default interface"
+        if key not in self._memberships:
+            if self._has_sources(value.address, index):
+                raise SourceFilterError(
+                    f"{value} is joined source-specifically on {where}: only an any-source "
+                    "membership blocks sources (leave the source instead)"
+                )
+            raise NotJoinedError(f"not an any-source member of {value} on {where}")
+        blocked = self._blocked.get(key, set())
+        if block and text in blocked:
+            raise SourceFilterError(f"{text} is already blocked for {value} on {where}")
+        if not block and text not in blocked:
+            raise SourceFilterError(f"{text} is not blocked for {value} on {where}")
+        if block:
+            _socket.block_source(self._sock, value, text, iface)
+            self._blocked.setdefault(key, set()).add(text)
+        else:
+            _socket.unblock_source(self._sock, value, text, iface)
+            blocked.discard(text)
+            if not blocked:
+                del self._blocked[key]
 
     async def _receive(self) -> Datagram:
         protocol = self._protocol
@@ -314,7 +450,7 @@ class _Core:
         try:
             while not queue:
                 self._check_open()
-                waiter = asyncio.get_running_loop().create_future()
+                waiter = protocol.driver.waiter()
                 protocol.waiter = waiter
                 try:
                     await waiter
@@ -407,15 +543,20 @@ class _Core:
             protocol.sending = False
         failure = protocol.take_send_failure()
         if failure is not None:
-            raise KernelError(
-                failure.errno,
-                operation=operation,
-                group=str(destination[0]),
-                interface=self._outgoing_name(),
-                detail=failure.strerror,
-            ) from failure
+            raise self._send_error(failure, operation, destination) from failure
         protocol.counters.sent += count
         protocol.counters.sent_bytes += nbytes
+
+    def _send_error(
+        self, failure: OSError, operation: str, destination: tuple[Any, ...]
+    ) -> KernelError:
+        return KernelError(
+            failure.errno,
+            operation=operation,
+            group=str(destination[0]),
+            interface=self._outgoing_name(),
+            detail=failure.strerror,
+        )
 
     async def _send_empty(self, destination: tuple[Any, ...]) -> None:
         # asyncio's and uvloop's DatagramTransport.sendto return without sending when the
@@ -446,28 +587,83 @@ class _Core:
 class _ReceiveAPI(_Core):
     """Receive half of the public API."""
 
-    def join(self, group: GroupLike, interface: InterfaceLike | None = None) -> Membership:
+    def join(
+        self,
+        group: GroupLike,
+        interface: InterfaceLike | None = None,
+        *,
+        source: str | None = None,
+    ) -> Membership:
         """Join ``group`` on ``interface`` (default: the endpoint's interface) (S1, S4, S5).
 
+        With ``source`` the membership is source-specific (IGMPv3 / MLDv2 INCLUDE mode): only
+        datagrams from that sender arrive. Join several sources one by one. A group of the
+        SSM ranges (232.0.0.0/8, ff3x::/32) must be joined with a source.
+
         Raises:
-            AlreadyJoinedError: already a member on that interface; the endpoint stays usable.
-            InvalidGroupError: not a group, or of the other family.
+            AlreadyJoinedError: already a member on that interface (from that source); the
+                endpoint stays usable.
+            SourceFilterError: the group is joined there in the other mode (any-source vs
+                source-specific).
+            InvalidGroupError: not a group, of the other family, or an SSM group without source.
+            InvalidSourceError: the source is not a unicast address of the endpoint's family.
             InterfaceError: the interface cannot be used.
             KernelError: the kernel refused (errno, group, interface and a hint attached).
         """
-        return self._join(group, interface)
+        return self._join(group, interface, source)
 
-    def leave(self, group: GroupLike, interface: InterfaceLike | None = None) -> None:
-        """Leave ``group`` on ``interface`` (S1, S4, S5).
+    def leave(
+        self,
+        group: GroupLike,
+        interface: InterfaceLike | None = None,
+        *,
+        source: str | None = None,
+    ) -> None:
+        """Leave ``group`` on ``interface`` (S1, S4, S5); with ``source``, that source only.
+
+        Leaving an any-source membership also forgets its blocked sources.
 
         Raises:
-            NotJoinedError: not a member on that interface; the endpoint stays usable.
+            NotJoinedError: not a member on that interface (from that source); the endpoint
+                stays usable.
         """
-        self._leave(group, interface)
+        self._leave(group, interface, source)
+
+    def block(self, group: GroupLike, source: str, interface: InterfaceLike | None = None) -> None:
+        """Stop datagrams from ``source`` on the any-source membership of ``group``.
+
+        The kernel filters them (IGMPv3 / MLDv2 EXCLUDE mode) and tells routers; read the
+        blocked sources from ``blocked``.
+
+        Raises:
+            NotJoinedError: no any-source membership of the group on that interface.
+            SourceFilterError: the group is joined source-specifically, or the source is
+                already blocked.
+            InvalidSourceError: the source is not a unicast address of the endpoint's family.
+            KernelError: the kernel refused (for example more sources than
+                net.ipv4.igmp_max_msf / net.ipv6.mld_max_msf allow: ENOBUFS).
+        """
+        self._filter(True, group, source, interface)
+
+    def unblock(
+        self, group: GroupLike, source: str, interface: InterfaceLike | None = None
+    ) -> None:
+        """Let datagrams from a blocked ``source`` of ``group`` through again.
+
+        Raises:
+            NotJoinedError: no any-source membership of the group on that interface.
+            SourceFilterError: the source is not blocked.
+        """
+        self._filter(False, group, source, interface)
+
+    @property
+    def blocked(self) -> dict[Membership, frozenset[str]]:
+        """The blocked sources of each any-source membership that has some (a copy)."""
+        return {self._memberships[key]: frozenset(found) for key, found in self._blocked.items()}
 
     @property
     def memberships(self) -> frozenset[Membership]:
-        """The (group, interface) memberships held now."""
+        """The (group, interface, source) memberships held now."""
         return frozenset(self._memberships.values())
 
     @property
@@ -503,14 +699,19 @@ class _ReceiveAPI(_Core):
         return _Batches(self, max_size)
 
     async def _receive_batch(self, max_size: int) -> list[Datagram]:
-        first = await self._receive()
-        queue = self._protocol.queue
-        take = min(len(queue), max_size - 1)
-        batch = [first]
-        if take:
+        protocol = self._protocol
+        queue = protocol.queue
+        if not queue:
+            queue.appendleft(await self._receive())
+            protocol.counters.delivered -= 1  # counted once, below
+        # Fast path: the whole queue in one C-level copy when it fits.
+        if len(queue) <= max_size:
+            batch = list(queue)
+            queue.clear()
+        else:
             popleft = queue.popleft
-            batch.extend(popleft() for _ in range(take))
-            self._protocol.counters.delivered += take
+            batch = [popleft() for _ in range(max_size)]
+        protocol.counters.delivered += len(batch)
         return batch
 
     @property
@@ -522,11 +723,129 @@ class _ReceiveAPI(_Core):
     def __aiter__(self) -> AsyncIterator[Datagram]:
         return self
 
+    # Hot path of ``async for``: a queued datagram is taken here, without the second
+    # coroutine that _receive() would cost.
     async def __anext__(self) -> Datagram:
+        protocol = self._protocol
+        queue = protocol.queue
+        if queue:
+            protocol.counters.delivered += 1
+            return queue.popleft()
         try:
             return await self._receive()
         except EndpointClosedError:
             raise StopAsyncIteration from None
+
+    # -- every interface, and interfaces that change (_watch.py) ----------------------------
+
+    _watcher: InterfaceWatcher | None = None
+    _every: Targets | None = None
+
+    def join_all_interfaces(
+        self,
+        group: GroupLike,
+        interfaces: InterfaceFilter = None,
+        *,
+        source: str | None = None,
+    ) -> tuple[JoinResult, ...]:
+        """Join ``group`` on several interfaces, one by one; return one JoinResult each.
+
+        ``interfaces`` None joins on every interface that can carry multicast of the
+        endpoint's family; a predicate (``lambda i: i.name.startswith("eth")``) on those it
+        accepts; names, indexes or addresses on those. An interface that is down, has no
+        address of the family, does not exist or that the kernel refuses (ENODEV,
+        EADDRNOTAVAIL, ENOBUFS...) gets a JoinResult with the error and does not stop the
+        others; one already joined gets its membership. While the endpoint follows
+        interfaces, a group joined with None or a predicate is also joined on interfaces
+        that become usable later (come up, gain an address, appear).
+
+        Raises:
+            InvalidGroupError: not a group, or of the other family.
+            InterfaceError: ``interfaces`` is none of the shapes above.
+        """
+        value = Group(group)
+        results = join_all(self, value, interfaces, source)
+        if interfaces is None or (callable(interfaces) and not isinstance(interfaces, Interface)):
+            if self._every is None:
+                self._every = {}
+            self._every[(value, self._source_text(source))] = interfaces
+        return results
+
+    def leave_all_interfaces(
+        self, group: GroupLike, *, source: str | None = None
+    ) -> tuple[Membership, ...]:
+        """Leave ``group`` (from ``source``) on every interface; return the memberships left.
+
+        Also stops joining it on interfaces that appear later, and stops waiting to rejoin it
+        on interfaces that went away.
+        """
+        self._check_open()
+        value = Group(group)
+        text = self._source_text(source)
+        if self._every is not None:
+            self._every.pop((value, text), None)
+        if self._watcher is not None:
+            for name in {n for g, n in self._watcher.waiting if g.address == value.address}:
+                self._watcher.discard(value, name)
+        left = []
+        for membership in sorted(self._memberships.values(), key=str):
+            if membership.group.address == value.address and membership.source == text:
+                self._leave(membership.group, membership.interface, membership.source)
+                left.append(membership)
+        return tuple(left)
+
+    def follow_interfaces(
+        self, *, poll_interval: float | None = None, max_changes: int = 256
+    ) -> InterfaceWatcher:
+        """Keep the memberships in step with the host's interfaces; return the watcher.
+
+        Memberships survive an interface going down and up or losing its addresses (the
+        kernel keeps them); those of an interface that is deleted are forgotten and rejoined
+        when an interface of the same name appears; groups joined with
+        ``join_all_interfaces(group)`` (None or a predicate) are joined on interfaces that
+        become usable. Each change is reported: ``async for change in watcher``, or read
+        ``watcher.changes`` and ``watcher.stats``. Changes are noticed through netlink route
+        notifications in the socket's network namespace (Linux); with ``poll_interval``, or
+        where netlink is absent, by reading the interface list every ``poll_interval``
+        seconds (default 2). Stops when the endpoint closes. Calling it again returns the
+        same watcher.
+        """
+        self._check_open()
+        if self._watcher is None or self._watcher.closed:
+            if self._every is None:
+                self._every = {}
+            self._watcher = InterfaceWatcher(
+                self, self._every, poll_interval=poll_interval, max_changes=max_changes
+            )
+        return self._watcher
+
+    @property
+    def interface_watcher(self) -> InterfaceWatcher | None:
+        """The watcher made by follow_interfaces(), or None."""
+        return self._watcher
+
+    def _join_on(self, group: Group, interface: Interface, source: str | None) -> Membership:
+        # Resolved again by name, so that every rule of join() applies (one listing per
+        # join) and an interface that vanished meanwhile is named in the error.
+        return self._join(group, interface.name, source)
+
+    def _forget(self, membership: Membership) -> None:
+        # The interface is gone: the kernel dropped the membership but the socket still
+        # counts it against its limit until it is left by the old index.
+        key = (
+            membership.group.address,
+            membership.interface.index if membership.interface is not None else 0,
+            membership.source,
+        )
+        with contextlib.suppress(KernelError):
+            if membership.source is None:
+                _socket.leave(self._sock, membership.group, membership.interface)
+            else:
+                _socket.leave_source(
+                    self._sock, membership.group, membership.source, membership.interface
+                )
+        self._memberships.pop(key, None)
+        self._blocked.pop(key, None)
 
 
 class _SendAPI(_Core):
@@ -608,6 +927,31 @@ class _SendAPI(_Core):
         return self._outgoing.name if self._outgoing is not None else "default"
 
     @property
+    def gso(self) -> bool:
+        """Whether send_many may send equal-size datagrams as one UDP_SEGMENT (GSO) send.
+
+        On by default on aiomcast's transport (Linux); False turns send_many into plain
+        sendmmsg batches (for comparison, or for devices that mishandle GSO). Always False
+        on the event loop's own transport (``fast=False``).
+        """
+        transport = self._transport
+        return isinstance(transport, FastDatagramTransport) and transport.gso
+
+    @gso.setter
+    def gso(self, value: bool) -> None:
+        self._check_open()
+        if not isinstance(value, bool):
+            raise InvalidArgumentError(f"gso must be True or False, not {show(value)}", value=value)
+        transport = self._transport
+        if not isinstance(transport, FastDatagramTransport):
+            if value:
+                raise InvalidArgumentError(
+                    "gso needs aiomcast's own transport (fast=True, Linux)", value=value
+                )
+            return
+        transport.gso = value and PLATFORM == "linux"
+
+    @property
     def destination(self) -> tuple[Group, int] | None:
         """The default (group, port) of send(), if any."""
         return self._default_destination
@@ -646,6 +990,32 @@ class _SendAPI(_Core):
             EndpointClosedError: the endpoint is closed.
             KernelError: the kernel refused the datagram.
         """
+        # Hot path: bytes to the default destination (already checked by an earlier send)
+        # through aiomcast's transport with nothing queued: one sendto, no closure, no
+        # second coroutine. Anything else, and a full socket, takes the general path.
+        address = self._default_sockaddr
+        quick = self._quick_send
+        if (
+            quick is not None
+            and address is not None
+            and group is None
+            and port is None
+            and type(payload) is bytes
+            and 0 < len(payload) <= self._payload_limit
+            and not self._closing
+            and (self._ttl or self._family is Family.IPV4)
+        ):
+            try:
+                sent = quick(payload, address)
+            except OSError as exc:
+                self._check_open()  # a socket that broke says so
+                self._protocol.counters.send_errors += 1
+                raise self._send_error(exc, "send", address) from exc
+            if sent:
+                counters = self._protocol.counters
+                counters.sent += 1
+                counters.sent_bytes += len(payload)
+                return
         self._check_open()
         destination = self._destination(group, port, self._default_destination)
         if self._ttl == 0 and self._family is Family.IPV6:
@@ -657,6 +1027,11 @@ async def _send_many(
     endpoint: _SendAPI, payloads: Iterable[object], group: GroupLike | None, port: int | None
 ) -> int:
     endpoint._check_open()
+    if not isinstance(payloads, Iterable) or isinstance(payloads, bytes | bytearray | str):
+        raise InvalidArgumentError(
+            f"payloads must be an iterable of bytes-like datagrams, not {type(payloads).__name__}",
+            value=type(payloads).__name__,
+        )
     destination = endpoint._destination(group, port, endpoint._default_destination)
     if endpoint._ttl == 0 and endpoint._family is Family.IPV6:
         _check_ipv6_host_scope(destination[0])
@@ -722,6 +1097,19 @@ class Endpoint(_ReceiveAPI, _SendAPI):
     """One socket that both receives (joins, ``async for``) and sends."""
 
 
+def _refuse_any_source_ssm(group: Group) -> None:
+    # RFC 4604 (2.2.1): a host should refuse any-source membership of an SSM group; Linux
+    # accepts it and reports EXCLUDE {}, which SSM routers ignore (tests/test_ssm.py).
+    if group.is_source_specific:
+        where = "232.0.0.0/8" if group.family is Family.IPV4 else "ff3x::/32"
+        raise InvalidGroupError(
+            f"group {group} is in the source-specific multicast range {where}: join it with "
+            "source= (an any-source membership of an SSM group receives nothing through SSM "
+            "routers, RFC 4604)",
+            value=str(group),
+        )
+
+
 def _check_ipv6_host_scope(group: str) -> None:
     if Group(group).scope is not AddressScope.INTERFACE_LOCAL:
         raise InvalidTTLError(
@@ -758,7 +1146,9 @@ def _use_fast(fast: bool | None) -> bool:
     if fast is None:
         return batch_receiver_available() if default_fast is None else default_fast
     if not isinstance(fast, bool):
-        raise InvalidArgumentError(f"fast must be True, False or None, not {fast!r}", value=fast)
+        raise InvalidArgumentError(
+            f"fast must be True, False or None, not {show(fast)}", value=fast
+        )
     return fast
 
 
@@ -770,6 +1160,22 @@ def _check_buffer(size: object) -> int | None:
             f"receive_buffer {show(size)} must be a number of bytes from 1 to 2**30", value=size
         )
     return size
+
+
+def _check_max_size(size: object) -> int | None:
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= 65535:
+        raise InvalidArgumentError(
+            f"max_size {show(size)} must be a number of bytes from 1 to 65535", value=size
+        )
+    return size
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be True or False, not {show(value)}", value=value)
+    return value
 
 
 def _validate_loopback(loopback: object) -> bool:
@@ -794,6 +1200,22 @@ class _ReceiveSpec:
     host_scope_guard: bool
     gro: bool
     receive_buffer: int | None
+    metadata: Metadata
+    max_size: int | None
+    sources: tuple[str, ...] = ()  # join each group from each of these (source-specific)
+
+
+def _check_sources(sources: object, groups: list[Group], family: Family) -> tuple[str, ...]:
+    if sources is None:
+        return ()
+    if isinstance(sources, str) or not isinstance(sources, Iterable):
+        raise InvalidArgumentError(
+            f"sources {show(sources)} must be a list of source addresses", value=sources
+        )
+    checked = tuple(dict.fromkeys(str(check_source(item, family)) for item in sources))
+    if checked and not groups:
+        raise InvalidArgumentError("sources= needs groups to join from them", value=sources)
+    return checked
 
 
 def _receive_args(
@@ -808,6 +1230,9 @@ def _receive_args(
     host_scope_guard: bool,
     gro: bool,
     receive_buffer: object,
+    metadata: object,
+    max_size: object,
+    sources: object = None,
 ) -> _ReceiveSpec:
     group_list = _groups(groups)
     fam = _family_of(group_list, family)
@@ -818,13 +1243,16 @@ def _receive_args(
         port=validate_port(port, allow_zero=True),
         queue_size=size,
         overflow=policy,
-        reuse=reuse_port,
+        reuse=_flag("reuse_port", reuse_port),
         bind_address=(
             None if bind_address is None else _socket.check_bind_address(bind_address, fam)
         ),
-        host_scope_guard=host_scope_guard,
-        gro=gro,
+        host_scope_guard=_flag("host_scope_guard", host_scope_guard),
+        gro=_flag("gro", gro),
         receive_buffer=_check_buffer(receive_buffer),
+        metadata=parse_metadata(metadata),
+        max_size=_check_max_size(max_size),
+        sources=_check_sources(sources, group_list, fam),
     )
 
 
@@ -838,7 +1266,8 @@ def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow
             overflow = Overflow(overflow)
         except ValueError:
             raise InvalidArgumentError(
-                f"overflow {overflow!r} is not one of {', '.join(repr(o.value) for o in Overflow)}",
+                f"overflow {show(overflow)} is not one of "
+                f"{', '.join(repr(o.value) for o in Overflow)}",
                 value=overflow,
             ) from None
     return queue_size, overflow
@@ -856,12 +1285,16 @@ async def _open(
     loopback: bool | None = None,
     destination: tuple[Group, int] | None = None,
 ) -> E:
-    iface = resolve_interface(interface, family) if interface is not None else None
-    if sock is None:
-        raw = _socket.create_socket(family)
-    else:
-        raw, _ = _socket.adopt_socket(sock, family)
+    # A socket aiomcast refuses to take (S3: not SOCK_DGRAM; the other family; closed) stays
+    # its owner's. Once taken it is the endpoint's: a failed open closes it.
+    raw = _socket.create_socket(family) if sock is None else _socket.adopt_socket(sock, family)[0]
+    try:
+        iface = resolve_interface(interface, family) if interface is not None else None
+    except BaseException:
+        raw.close()
+        raise
     transport: asyncio.DatagramTransport | None = None
+    protocol: MulticastProtocol | None = None
     try:
         if receive is not None:
             bound = int(raw.getsockname()[1])
@@ -891,17 +1324,30 @@ async def _open(
             _socket.set_receive_buffer(raw, receive.receive_buffer)
         # A Sender does not read: a one-place queue, and everything that arrives is counted
         # as dropped.
+        # The driver is asyncio's unless aiomcast.anyio opens the endpoint on trio; that has
+        # no loop transports, so it always takes the fast transport (_driver.py).
+        driver = current_driver.get() or ASYNCIO
         protocol = (
-            MulticastProtocol(receive.queue_size, receive.overflow)
+            MulticastProtocol(receive.queue_size, receive.overflow, driver)
             if receive is not None
-            else MulticastProtocol(1, Overflow.DROP_NEWEST)
+            else MulticastProtocol(1, Overflow.DROP_NEWEST, driver)
         )
-        loop = asyncio.get_running_loop()
         gro = receive is not None and receive.gro
-        if fast or gro:
+        wanted = receive.metadata if receive is not None else Metadata.NONE
+        slot = receive.max_size if receive is not None and receive.max_size else 65536
+        if fast or gro or wanted or slot != 65536 or not driver.native_transports:
             raw.setblocking(False)
-            transport = FastDatagramTransport(loop, raw, protocol, gro=gro)
+            enable_metadata(raw, int(family), wanted)
+            transport = FastDatagramTransport(
+                driver.reactor(protocol.connection_lost),
+                raw,
+                protocol,
+                gro=gro,
+                slot=slot,
+                metadata=MetadataDecoder(raw, wanted) if wanted else None,
+            )
         else:
+            loop = asyncio.get_running_loop()
             transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=raw)
         endpoint = cls(
             sock=raw, family=family, protocol=protocol, transport=transport, interface=iface
@@ -914,14 +1360,22 @@ async def _open(
         if receive is not None and receive.host_scope_guard and PLATFORM == "linux":
             lo = loopback_index()
             _socket.attach_filter(raw, host_scope_filter(family, lo if lo is not None else 1))
-        for group in receive.groups if receive is not None else ():
-            endpoint._join(group)
+        if receive is not None:
+            for group in receive.groups:
+                for source in receive.sources or (None,):
+                    endpoint._join(group, source=source)
     except BaseException:
         # The socket belongs to the endpoint from the call on (also one given with sock=):
         # a failed open closes it, on asyncio and uvloop alike, before raising.
-        if transport is not None:
+        if transport is None and protocol is not None:
+            # Cancelled inside create_datagram_endpoint: uvloop has made its transport (which
+            # holds the descriptor) and calls connection_made on the next pass of the loop;
+            # let it, then close what it made (else the descriptor leaks).
+            await protocol.driver.settle()
+            transport = protocol.transport
+        if transport is not None and protocol is not None:
             transport.abort()
-            await asyncio.sleep(0)  # let the loop release the descriptor
+            await protocol.driver.settle()  # let the loop release the descriptor
         raw.close()
         raise
     return endpoint
@@ -942,6 +1396,10 @@ def open_receiver(
     fast: bool | None = None,
     gro: bool = False,
     receive_buffer: int | None = None,
+    metadata: Metadata | bool | str | Iterable[str] | None = None,
+    max_size: int | None = None,
+    sources: Iterable[str] | None = None,
+    follow_interfaces: bool = False,
 ) -> Opener[Receiver]:
     """Open a Receiver on ``port`` that joins ``groups`` on ``interface``.
 
@@ -956,9 +1414,10 @@ def open_receiver(
         reuse_port: let other receivers on this host share the port (SO_REUSEADDR).
         bind_address: bind to this address instead of the wildcard (for example the group, to
             receive only datagrams sent to it).
-        sock: an existing SOCK_DGRAM socket to use instead of a new one (S3). It belongs to
-            the endpoint from the call on, and is closed when the endpoint closes or the open
-            fails.
+        sock: an existing SOCK_DGRAM socket to use instead of a new one (S3). Once the
+            awaited open takes it, it belongs to the endpoint and is closed when the endpoint
+            closes or the open fails; a socket refused as such (not SOCK_DGRAM, the other
+            family, closed) or arguments refused at the call leave it to its owner.
         host_scope_guard: refuse TTL-0 datagrams that arrive from another host (S8: TTL 0
             is the host scope; Linux transmits such datagrams anyway). Refused datagrams are
             counted in ``stats.kernel_dropped``. Linux only.
@@ -970,6 +1429,18 @@ def open_receiver(
         receive_buffer: request this SO_RCVBUF size in bytes (SO_RCVBUFFORCE when the
             limit net.core.rmem_max is lower and the process may); read what the kernel
             granted from ``receive_buffer``.
+        metadata: per-datagram metadata to read from the kernel: True for all, or Metadata
+            flags, or names (``group``, ``interface``, ``ttl``, ``timestamp``,
+            ``kernel_drops``); fills those fields of each Datagram. None (default) reads
+            none and costs nothing. Implies the fast path. Linux.
+        max_size: the longest datagram to receive whole, in bytes (default: any, 64 KiB
+            buffers). Longer ones are delivered cut short with ``Datagram.truncated`` set and
+            counted in ``stats.truncated``; smaller values save memory (the fast path keeps
+            64 buffers of this size). Implies the fast path.
+        sources: join each group source-specifically from each of these senders (IGMPv3 /
+            MLDv2); required for groups of the SSM ranges 232.0.0.0/8 and ff3x::/32.
+        follow_interfaces: keep the memberships in step with the host's interfaces (see
+            ``Receiver.follow_interfaces``; the watcher is ``interface_watcher``).
 
     Returns an Opener: ``rx = await open_receiver(...)`` or ``async with open_receiver(...) as rx``.
     """
@@ -984,18 +1455,36 @@ def open_receiver(
         host_scope_guard=host_scope_guard,
         gro=gro,
         receive_buffer=receive_buffer,
+        metadata=metadata,
+        max_size=max_size,
+        sources=sources,
     )
     use_fast = _use_fast(fast)
+    follow = _flag("follow_interfaces", follow_interfaces)
     return Opener(
-        lambda: _open(
-            Receiver,
-            family=spec.family,
-            interface=interface,
-            sock=sock,
-            fast=use_fast,
-            receive=spec,
+        lambda: _following(
+            _open(
+                Receiver,
+                family=spec.family,
+                interface=interface,
+                sock=sock,
+                fast=use_fast,
+                receive=spec,
+            ),
+            follow,
         )
     )
+
+
+async def _following(opening: Coroutine[Any, Any, E], follow: bool) -> E:
+    endpoint = await opening
+    if follow and isinstance(endpoint, _ReceiveAPI):
+        try:
+            endpoint.follow_interfaces()
+        except BaseException:
+            await endpoint.aclose()
+            raise
+    return endpoint
 
 
 def open_sender(
@@ -1056,6 +1545,10 @@ def open_endpoint(
     fast: bool | None = None,
     gro: bool = False,
     receive_buffer: int | None = None,
+    metadata: Metadata | bool | str | Iterable[str] | None = None,
+    max_size: int | None = None,
+    sources: Iterable[str] | None = None,
+    follow_interfaces: bool = False,
 ) -> Opener[Endpoint]:
     """Open an Endpoint that joins ``groups`` on ``port`` and sends to the first of them.
 
@@ -1074,21 +1567,28 @@ def open_endpoint(
         host_scope_guard=host_scope_guard,
         gro=gro,
         receive_buffer=receive_buffer,
+        metadata=metadata,
+        max_size=max_size,
+        sources=sources,
     )
     hops = validate_ttl(ttl)
     loop_on = _validate_loopback(loopback)
     use_fast = _use_fast(fast)
+    follow = _flag("follow_interfaces", follow_interfaces)
 
     async def factory() -> Endpoint:
-        endpoint = await _open(
-            Endpoint,
-            family=spec.family,
-            interface=interface,
-            sock=sock,
-            fast=use_fast,
-            receive=spec,
-            ttl=hops,
-            loopback=loop_on,
+        endpoint = await _following(
+            _open(
+                Endpoint,
+                family=spec.family,
+                interface=interface,
+                sock=sock,
+                fast=use_fast,
+                receive=spec,
+                ttl=hops,
+                loopback=loop_on,
+            ),
+            follow,
         )
         if spec.groups:
             endpoint._default_destination = (spec.groups[0], endpoint.port)

@@ -3,14 +3,16 @@
 #     ValueError so that code catching ValueError keeps working);
 #   - a join or leave that contradicts the endpoint's memberships (MembershipError);
 #   - "you closed it" (EndpointClosedError) versus "something outside broke it"
-#     (BrokenEndpointError);
-#   - two tasks reading one endpoint (BusyError);
+#     (BrokenEndpointError), also anyio's ClosedResourceError and BrokenResourceError;
+#   - two tasks reading one endpoint (BusyError, also anyio's BusyResourceError);
 #   - the kernel said no (KernelError, also an OSError, carrying errno, operation, group,
 #     interface and a hint). Every KernelError is raised `from` the OSError it wraps.
 from __future__ import annotations
 
 import errno as _errno
 from typing import Final
+
+import anyio
 
 __all__ = [
     "AiomcastError",
@@ -23,11 +25,13 @@ __all__ = [
     "InvalidGroupError",
     "InvalidPortError",
     "InvalidSocketError",
+    "InvalidSourceError",
     "InvalidTTLError",
     "KernelError",
     "MembershipError",
     "NotJoinedError",
     "PayloadTooLargeError",
+    "SourceFilterError",
 ]
 
 
@@ -63,6 +67,10 @@ class PayloadTooLargeError(InvalidArgumentError):
     """The payload is larger than one UDP datagram of the family can carry."""
 
 
+class InvalidSourceError(InvalidArgumentError):
+    """The value is not a usable source address (a unicast address of the endpoint's family)."""
+
+
 class InvalidSocketError(InvalidArgumentError):
     """The socket given with ``sock=`` cannot carry multicast (not SOCK_DGRAM, wrong family)."""
 
@@ -79,16 +87,24 @@ class NotJoinedError(MembershipError):
     """The endpoint is not a member of this group on this interface."""
 
 
-class EndpointClosedError(AiomcastError):
+class SourceFilterError(MembershipError):
+    """A source join, block or unblock contradicts the group's filter mode or blocked sources."""
+
+
+class EndpointClosedError(AiomcastError, anyio.ClosedResourceError):
     """The endpoint was closed by its owner; it cannot be used any more."""
 
 
-class BrokenEndpointError(AiomcastError):
+class BrokenEndpointError(AiomcastError, anyio.BrokenResourceError):
     """The endpoint stopped working because of something outside (the socket broke)."""
 
 
-class BusyError(AiomcastError):
+class BusyError(AiomcastError, anyio.BusyResourceError):
     """Another task is already receiving from this endpoint."""
+
+    def __init__(self, message: str) -> None:
+        # anyio's BusyResourceError takes an action and words the message itself.
+        Exception.__init__(self, message)
 
 
 _HINTS: Final[dict[int, str]] = {
@@ -102,8 +118,8 @@ _HINTS: Final[dict[int, str]] = {
         "group on that interface"
     ),
     _errno.ENOBUFS: (
-        "membership limit reached: IPv4 allows net.ipv4.igmp_max_memberships joins per socket "
-        "(default 20); IPv6 is bounded by net.core.optmem_max; raise the sysctl or use more sockets"
+        "no buffer space: for a join, the socket's membership limit (IPv4: "
+        "net.ipv4.igmp_max_memberships, default 20; IPv6: net.core.optmem_max)"
     ),
     _errno.EADDRINUSE: (
         "address in use: another socket holds the port without SO_REUSEADDR, or the membership "
@@ -134,10 +150,42 @@ def show(value: object) -> str:
         return f"<{type(value).__name__}>"
 
 
-def hint_for(code: int | None) -> str:
-    """Return a one-line hint for an errno seen on multicast sockets ('' when none is known)."""
+# Joins have limits per socket, measured on Linux 6.18 (tests/test_errors.py): IPv4 counts
+# memberships against net.ipv4.igmp_max_memberships (ENOBUFS on the 21st by default) and their
+# memory (48 bytes each) against net.core.optmem_max (ENOBUFS too); IPv6 has no count, only
+# the memory (56 bytes each) against net.core.optmem_max, and says ENOMEM.
+_JOIN_HINTS: Final[dict[tuple[int, int], str]] = {
+    (4, _errno.ENOBUFS): (
+        "membership limit reached: an IPv4 socket may hold net.ipv4.igmp_max_memberships "
+        "memberships (default 20; their memory also counts against net.core.optmem_max); "
+        "raise it (sysctl -w net.ipv4.igmp_max_memberships=N) or spread the groups over more "
+        "sockets"
+    ),
+    (6, _errno.ENOMEM): (
+        "membership limit reached: an IPv6 socket has no membership count, but each "
+        "membership takes 56 bytes of the socket's option memory, net.core.optmem_max "
+        "(default 131072: about 2300 memberships); raise it (sysctl -w net.core.optmem_max=N) "
+        "or spread the groups over more sockets"
+    ),
+    (6, _errno.ENOBUFS): (
+        "membership limit reached: the socket's option memory, net.core.optmem_max, is used "
+        "up; raise it or spread the groups over more sockets"
+    ),
+}
+
+
+def hint_for(code: int | None, operation: str | None = None, group: str | None = None) -> str:
+    """Return a one-line hint for an errno seen on multicast sockets ('' when none is known).
+
+    For a join (``operation`` starting with "join") the hint names the family's limit on
+    memberships per socket: the sysctl that sets it.
+    """
     if code is None:
         return ""
+    if operation is not None and operation.startswith("join") and group is not None:
+        hint = _JOIN_HINTS.get((6 if ":" in group else 4, code))
+        if hint is not None:
+            return hint
     return _HINTS.get(code, "")
 
 
@@ -152,9 +200,10 @@ class KernelError(AiomcastError, OSError):
         group: str | None = None,
         interface: str | None = None,
         detail: str | None = None,
+        hint: str | None = None,
     ) -> None:
         reason = detail if detail is not None else (_errno_text(code))
-        hint = hint_for(code)
+        hint = hint if hint is not None else hint_for(code, operation, group)
         parts = [f"{operation} failed"]
         if group is not None:
             parts.append(f"group {group}")

@@ -21,6 +21,7 @@ from ._address import Family, Group, TTLScope, max_payload, validate_port, valid
 from ._endpoint import open_receiver, open_sender
 from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
+from ._metadata import Metadata
 from ._protocol import Datagram
 from ._run import run
 from ._sequence import (
@@ -89,6 +90,20 @@ def _build_parser() -> _Parser:
     p.add_argument("--count", "-c", type=_count, default=0, help="stop after N datagrams")
     p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
     p.add_argument("--idle", type=_positive_float, help="stop S idle seconds after a datagram")
+    filters = p.add_mutually_exclusive_group()
+    filters.add_argument(
+        "--source",
+        action="append",
+        metavar="ADDR",
+        help="receive only from this sender (source-specific join; repeatable); required for "
+        "SSM groups (232.0.0.0/8, ff3x::/32)",
+    )
+    filters.add_argument(
+        "--block",
+        action="append",
+        metavar="ADDR",
+        help="receive from any sender but this one (repeatable)",
+    )
     p.add_argument("--queue", type=_count, default=65536, help="receive queue bound")
     p.add_argument(
         "--format",
@@ -161,6 +176,17 @@ def _joined_on(group: Group, interface: Interface | None) -> str:
     return ",".join(names) if names else "the default interface"
 
 
+def _filter_text(args: argparse.Namespace) -> str:
+    if args.source:
+        return f" from {', '.join(args.source)}"
+    if args.block:
+        return f" blocking {', '.join(args.block)}"
+    return ""
+
+
+_JSON_METADATA = Metadata.GROUP | Metadata.INTERFACE | Metadata.TTL | Metadata.TIMESTAMP
+
+
 async def _listen(args: argparse.Namespace) -> int:
     group = Group(args.group)
     port = validate_port(args.port, allow_zero=False)
@@ -187,10 +213,19 @@ async def _listen(args: argparse.Namespace) -> int:
         port,
         interface=iface,
         bind_address=bound_group,
+        sources=args.source,
         queue_size=args.queue,
         receive_buffer=8 << 20,  # absorbs bursts; granted past rmem_max where permitted
+        # --json reports what the kernel saw: destination group, ingress interface, TTL.
+        metadata=_JSON_METADATA if args.json else None,
     ) as rx:
-        print(f"joined {group} on {_joined_on(group, iface)}", file=sys.stderr, flush=True)
+        for blocked in args.block or ():
+            rx.block(group, blocked)
+        print(
+            f"joined {group} on {_joined_on(group, iface)}{_filter_text(args)}",
+            file=sys.stderr,
+            flush=True,
+        )
         iface_name = iface.name if iface is not None else None
         known_group = str(group.address) if bound_group is not None else None
         stopper = asyncio.ensure_future(stop.wait())
@@ -237,6 +272,7 @@ async def _listen(args: argparse.Namespace) -> int:
                             "group": datagram.group or known_group,
                             "interface": datagram.interface or iface_name,
                             "ttl": datagram.ttl,
+                            "timestamp_ns": datagram.timestamp_ns,
                             "size": len(datagram.payload),
                             "payload": datagram.payload.hex(),
                         }
@@ -257,6 +293,9 @@ async def _listen(args: argparse.Namespace) -> int:
                 "received": stats.delivered,
                 "bytes": stats.received_bytes,
                 "dropped": stats.dropped,
+                # Dropped by this host's kernel (socket buffer full): part of "gaps", but
+                # not lost on the network.
+                "kernel_dropped": stats.kernel_dropped,
                 "gaps": tracker.gaps,
                 "duplicates": tracker.duplicates,
                 "reordered": tracker.reordered,

@@ -126,9 +126,14 @@ def received_ttl(sock: socket.socket) -> tuple[bytes, int]:
     raise AssertionError(f"no TTL in ancillary data {ancdata!r}")
 
 
-def start_capture(host: lab.Host, interface: str, expression: str = "") -> subprocess.Popen[str]:
-    """Start tcpdump on ``interface`` in ``host``; returns once the capture is live."""
-    argv = ["tcpdump", "-i", interface, "-nn", "-l", "-U", "-p", "-v"]
+def start_capture(
+    host: lab.Host, interface: str, expression: str = "", *, verbosity: str = "-v"
+) -> subprocess.Popen[str]:
+    """Start tcpdump on ``interface`` in ``host``; returns once the capture is live.
+
+    ``verbosity`` "-vv" also prints the source lists of IGMPv3 / MLDv2 group records.
+    """
+    argv = ["tcpdump", "-i", interface, "-nn", "-l", "-U", "-p", verbosity]
     if expression:
         argv.append(expression)
     proc = subprocess.Popen(

@@ -21,8 +21,27 @@ from tests.helpers import received_ttl, ttl_probe
 from tests.processes import AIOMCAST, SCRIPT, Result, background, free_port, run
 
 LO = ("--interface", "lo")
-JSON_KEYS = {"source", "source_port", "group", "interface", "ttl", "size", "payload"}
-STATS_KEYS = {"received", "bytes", "dropped", "gaps", "duplicates", "reordered", "elapsed", "pps"}
+JSON_KEYS = {
+    "source",
+    "source_port",
+    "group",
+    "interface",
+    "ttl",
+    "timestamp_ns",
+    "size",
+    "payload",
+}
+STATS_KEYS = {
+    "received",
+    "bytes",
+    "dropped",
+    "kernel_dropped",
+    "gaps",
+    "duplicates",
+    "reordered",
+    "elapsed",
+    "pps",
+}
 
 
 def cli(*args: str) -> list[str]:
@@ -146,7 +165,8 @@ def test_listen_send_round_trip_json() -> None:
         assert record["group"] == group
         assert record["interface"] == "lo"
         assert record["source"] == "127.0.0.1"
-        assert record["ttl"] is None  # not known on this receive path: null, not guessed
+        assert record["ttl"] == 1  # read from the datagram (IP_RECVTTL), not guessed
+        assert isinstance(record["timestamp_ns"], int)
         assert record["size"] == len(b"hi there")
         assert bytes.fromhex(record["payload"]) == b"hi there"
         assert isinstance(record["source_port"], int)

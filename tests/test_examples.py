@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import signal
 
+import pytest
+
 from aiomcast import lab
 from tests.processes import background, example, free_port, run
 
@@ -40,6 +42,21 @@ def test_receiver_prints_what_sender_sends() -> None:
     assert len(got.out_lines) == 3
     for n, line in enumerate(got.out_lines, 1):
         assert re.fullmatch(rf"127\.0\.0\.1:\d+ ping #{n}", line), line
+
+
+def test_receiver_metadata_shows_group_interface_and_ttl() -> None:
+    # Issue 5 part 2: the receiver example with --metadata prints what the kernel saw.
+    group, port = "239.255.99.5", str(free_port())
+    receiver = [*example("receiver"), group, port, "--count", "2", "--metadata"]
+    with background(receiver, ready="listening") as rx:
+        sent = run([*example("sender"), group, port, "--count", "2", "--interval", "0.05"])
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    assert got.returncode == 0, got
+    assert len(got.out_lines) == 2
+    for n, line in enumerate(got.out_lines, 1):
+        pattern = rf"127\.0\.0\.1:\d+ -> {re.escape(group)} on lo ttl 1 at \d+\.\d{{6}} .*#{n}"
+        assert re.fullmatch(pattern, line), line
 
 
 def test_examples_default_to_loopback_and_report_errors() -> None:
@@ -78,6 +95,42 @@ def test_chat_lines_reach_the_other_chat() -> None:
     # Each chat hears its own lines (loopback, seed S14) but does not print them.
     assert ada_done.stdout == "bob> hi ada, bye\n"
     assert bob_done.stdout == "ada> hello bob\n"
+
+
+@pytest.mark.parametrize(
+    ("ada_backend", "bob_backend"),
+    [("asyncio", "asyncio"), ("uvloop", "uvloop"), ("trio", "trio"), ("trio", "uvloop")],
+)
+def test_anyio_chat_runs_unchanged_on_every_backend(ada_backend: str, bob_backend: str) -> None:
+    # Issue 6: one program, three anyio backends; chats on different backends talk too.
+    group, port = "239.255.99.6", str(free_port())
+
+    def chat(name: str, backend: str) -> list[str]:
+        return [*example("anyio_chat"), group, port, "--name", name, "--backend", backend]
+
+    with (
+        background(chat("ada", ada_backend), ready="chatting in", stdin=True) as ada,
+        background(chat("bob", bob_backend), ready="chatting in", stdin=True) as bob,
+    ):
+        assert ada.ready_line == (
+            f"chatting in {group}:{port} via lo as ada on {ada_backend}; Ctrl-D ends\n"
+        )
+        ada.write("hello bob\n")
+        assert bob.read_line() == "ada> hello bob\n"
+        bob.write("hi ada, bye\n")
+        assert ada.read_line() == "bob> hi ada, bye\n"
+        ada_done = ada.finish()  # end of input ends the chat
+        bob_done = bob.finish()
+    assert ada_done.returncode == bob_done.returncode == 0, (ada_done, bob_done)
+    assert ada_done.stdout == "bob> hi ada, bye\n"
+    assert bob_done.stdout == "ada> hello bob\n"
+
+
+def test_anyio_chat_reports_errors_in_one_line() -> None:
+    bad = run([*example("anyio_chat"), "--interface", "nope0", "--backend", "trio"])
+    assert bad.returncode == 1
+    assert len(bad.err_lines) == 1, bad.stderr
+    assert bad.err_lines[0].startswith("chat: interface 'nope0' does not exist")
 
 
 def test_ring_search_finds_a_responder_on_this_host_at_ttl_0() -> None:
@@ -140,3 +193,71 @@ def test_ring_search_finds_a_neighbour_at_ttl_1(netlab: lab.Lab) -> None:
         line for line in answered.out_lines if line.startswith(f"answered {ends.a_ipv4}:")
     ]
     assert len(answered.out_lines) == 1  # only the TTL 1 query crossed the link
+
+
+def test_all_interfaces_on_loopback() -> None:
+    # The default joins on lo only: nothing leaves the host.
+    group, port = "239.255.99.6", str(free_port())
+    argv = [*example("all_interfaces"), group, port, "--count", "1"]
+    with background(argv, ready="listening") as rx:
+        assert rx.ready_line == f"listening on {group}:{port} via 1 of 1 interfaces\n"
+        assert rx.read_line() == f"joined {group} on lo\n"
+        sent = run([*example("sender"), group, port, "--count", "1", "--message", "hi"])
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    assert got.returncode == 0, got
+    assert re.fullmatch(r"127\.0\.0\.1:\d+ hi #1", got.out_lines[-1]), got.out_lines
+
+
+def test_all_interfaces_follows_an_interface_that_comes_up(netlab: lab.Lab) -> None:
+    # --all --follow in a namespace with one usable and one down interface: the down one is
+    # reported, joined once it comes up, and a datagram sent on it arrives.
+    host, peer = netlab.host("h"), netlab.host("peer")
+    netlab.link(host, peer, a_name="up0", b_name="up0", subnet=1)
+    ends = netlab.link(host, peer, a_name="late0", b_name="late0", subnet=2)
+    host.ip("link", "set", "late0", "down")
+    group, port = "239.255.99.7", "5080"
+    argv = host.command(*example("all_interfaces"), group, port, "--all", "--follow", "-c", "1")
+    with background(argv, ready="listening") as rx:
+        assert rx.ready_line == f"listening on {group}:{port} via 2 of 3 interfaces\n"
+        assert [rx.read_line() for _ in range(3)] == [
+            f"joined {group} on lo\n",
+            f"joined {group} on up0\n",
+            "not joined on late0: interface 'late0' is down\n",
+        ]
+        host.ip("link", "set", "late0", "up")
+        line = rx.read_line()
+        assert line.startswith("change: late0 (#"), line
+        assert f"up; joined {group}" in line
+        sent = run(
+            peer.command(*example("sender"), group, port, "-i", "late0", "-c", "1", "-m", "on")
+        )
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    assert got.returncode == 0, got
+    assert re.fullmatch(rf"{re.escape(ends.b_ipv4)}:\d+ on #1", got.out_lines[-1]), got.out_lines
+
+
+def test_ssm_receiver_hears_only_its_source() -> None:
+    # Over lo, without root: the sender's source is 127.0.0.1. A receiver joined to
+    # (127.0.0.1, G) prints its datagrams; one joined to (127.0.0.2, G) gets none of them.
+    group, port = "232.255.99.6", str(free_port())
+    mine = [*example("ssm_receiver"), group, port, "--count", "2"]
+    other = [*example("ssm_receiver"), group, port, "--source", "127.0.0.2", "--count", "1"]
+    with (
+        background(mine, ready="listening") as rx,
+        background(other, ready="listening") as stranger,
+    ):
+        assert rx.ready_line == f"listening on {group}:{port} via lo from 127.0.0.1\n"
+        sent = run([*example("sender"), group, port, "--count", "2", "--message", "ssm"])
+        got = rx.finish()
+        stranger.send_signal(signal.SIGINT)
+        ignored = stranger.finish()
+    assert sent.returncode == 0, sent
+    assert got.returncode == 0, got
+    assert [re.sub(r":\d+ ", ":PORT ", line) for line in got.out_lines] == [
+        "127.0.0.1:PORT ssm #1",
+        "127.0.0.1:PORT ssm #2",
+    ]
+    assert ignored.returncode == 0, ignored
+    assert ignored.stdout == ""
