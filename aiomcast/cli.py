@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from ._address import Family, Group, TTLScope, max_payload, validate_port, validate_ttl
-from ._endpoint import open_receiver, open_sender
+from ._endpoint import Receiver, open_receiver, open_sender
 from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
 from ._metadata import Metadata
@@ -32,6 +32,7 @@ from ._sequence import (
     unpack_iperf2,
     unpack_sequence,
 )
+from ._watch import InterfaceWatcher, JoinResult
 
 __all__ = ["main"]
 
@@ -103,6 +104,16 @@ def _build_parser() -> _Parser:
         action="append",
         metavar="ADDR",
         help="receive from any sender but this one (repeatable)",
+    )
+    p.add_argument(
+        "--all-interfaces",
+        action="store_true",
+        help="join on every interface that can carry the group's family (one line per failure)",
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep the memberships in step with interfaces that go and come; report changes",
     )
     p.add_argument("--queue", type=_count, default=65536, help="receive queue bound")
     p.add_argument(
@@ -187,6 +198,26 @@ def _filter_text(args: argparse.Namespace) -> str:
 _JSON_METADATA = Metadata.GROUP | Metadata.INTERFACE | Metadata.TTL | Metadata.TIMESTAMP
 
 
+def _join_everywhere(rx: Receiver, group: Group, args: argparse.Namespace) -> None:
+    # One line on stderr per interface that could not be joined; the others still are.
+    results: list[JoinResult] = []
+    for source in args.source or [None]:
+        results.extend(rx.join_all_interfaces(group, source=source))
+    for result in results:
+        if result.error is not None:
+            print(f"not joined on {result.interface}: {result.error}", file=sys.stderr)
+    if not any(result.membership is not None for result in results):
+        raise InterfaceError(f"{group} could not be joined on any interface", value=str(group))
+    for blocked in args.block or ():
+        for membership in rx.memberships:
+            rx.block(group, blocked, membership.interface)
+
+
+async def _report_changes(watcher: InterfaceWatcher) -> None:
+    async for change in watcher:
+        print(f"interface change: {change}", file=sys.stderr, flush=True)
+
+
 async def _listen(args: argparse.Namespace) -> int:
     group = Group(args.group)
     port = validate_port(args.port, allow_zero=False)
@@ -208,23 +239,32 @@ async def _listen(args: argparse.Namespace) -> int:
     # socket binds the wildcard address and "group" stays null (not known for certain).
     needs_scope = group.family is Family.IPV6 and group.is_link_local
     bound_group = None if needs_scope and iface is None and group.zone is None else str(group)
+    if args.all_interfaces and iface is not None:
+        raise InvalidArgumentError("give --interface or --all-interfaces, not both", value=None)
     async with open_receiver(
-        group,
+        None if args.all_interfaces else group,
         port,
+        family=group.family,
         interface=iface,
         bind_address=bound_group,
-        sources=args.source,
+        sources=None if args.all_interfaces else args.source,
         queue_size=args.queue,
         receive_buffer=8 << 20,  # absorbs bursts; granted past rmem_max where permitted
         # --json reports what the kernel saw: destination group, ingress interface, TTL.
         metadata=_JSON_METADATA if args.json else None,
     ) as rx:
-        for blocked in args.block or ():
-            rx.block(group, blocked)
+        if args.all_interfaces:
+            _join_everywhere(rx, group, args)
+        else:
+            for blocked in args.block or ():
+                rx.block(group, blocked)
         print(
             f"joined {group} on {_joined_on(group, iface)}{_filter_text(args)}",
             file=sys.stderr,
             flush=True,
+        )
+        reporter = (
+            asyncio.ensure_future(_report_changes(rx.follow_interfaces())) if args.follow else None
         )
         iface_name = iface.name if iface is not None else None
         known_group = str(group.address) if bound_group is not None else None
@@ -285,6 +325,8 @@ async def _listen(args: argparse.Namespace) -> int:
                     )
         finally:
             stopper.cancel()
+            if reporter is not None:
+                reporter.cancel()
         stats = rx.stats
     if args.stats:
         elapsed = (last - first) if first is not None and last is not None else 0.0

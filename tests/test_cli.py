@@ -17,7 +17,7 @@ import pytest
 
 from aiomcast import lab
 from tests.conftest import LOOPBACK_V4
-from tests.helpers import received_ttl, ttl_probe
+from tests.helpers import received_ttl, require_root, ttl_probe
 from tests.processes import AIOMCAST, SCRIPT, Result, background, free_port, run
 
 LO = ("--interface", "lo")
@@ -527,3 +527,35 @@ def test_send_message_that_is_not_utf8_sends_its_bytes() -> None:
         got = run([*cli("send", group, str(port), *LO), "--message", "caf\udce9"])
         assert got.returncode == 0, got
         assert received_ttl(probe) == (b"caf\xe9", 1)
+
+
+def test_listen_all_interfaces_reports_each_failure_and_follows_changes() -> None:
+    # Issue 5 part 3 from the command line: a down interface is reported and skipped, the
+    # others are joined; with --follow it is joined once it comes up with an address.
+    require_root("a veth pair in the private namespace")
+    group, port = "239.255.88.40", free_port()
+    run(["ip", "link", "add", "amcl0", "type", "veth", "peer", "name", "amcl1"])
+    try:
+        run(["ip", "addr", "add", "10.223.0.1/24", "dev", "amcl0"])
+        run(["ip", "link", "set", "amcl0", "up"])
+        listen = cli(
+            "listen", group, str(port), "--all-interfaces", "--follow", "--count", "1",
+            "--duration", "8",
+        )  # fmt: skip
+        with background(listen, ready=None) as rx:
+            time.sleep(1.0)
+            run(["ip", "addr", "add", "10.223.0.2/24", "dev", "amcl1"])
+            run(["ip", "link", "set", "amcl1", "up"])
+            time.sleep(1.0)
+            sent = run(cli("send", group, str(port), *LO, "--message", "everywhere"))
+            got = rx.finish()
+    finally:
+        run(["ip", "link", "del", "amcl0"])
+    assert sent.returncode == 0, sent
+    assert got.returncode == 0, got
+    assert "not joined on amcl1: interface 'amcl1' is down" in got.err_lines
+    joined = next(line for line in got.err_lines if line.startswith(f"joined {group} on "))
+    assert {"lo", "amcl0"} <= set(joined.removeprefix(f"joined {group} on ").split(","))
+    changes = [line for line in got.err_lines if line.startswith("interface change: amcl1")]
+    assert any(f"joined {group}" in line for line in changes), got.err_lines
+    assert got.out_lines[0].endswith("10 bytes 'everywhere'")
