@@ -64,7 +64,7 @@ from ._interfaces import (
     resolve_interface,
 )
 from ._metadata import Metadata, MetadataDecoder, enable_metadata, parse_metadata
-from ._options import PLATFORM, check_source, host_scope_filter
+from ._options import PLATFORM, check_source, receive_filter
 from ._protocol import Datagram, MulticastProtocol, Overflow, Stats
 from ._watch import InterfaceWatcher, JoinResult, Targets, join_all
 
@@ -1357,9 +1357,19 @@ async def _open(
             endpoint._outgoing = iface
             endpoint._ttl = ttl if ttl is not None else DEFAULT_TTL
             endpoint._sync_host_scope()
-        if receive is not None and receive.host_scope_guard and PLATFORM == "linux":
+        # A Receiver yields group traffic only: unicast datagrams to the host on its port and
+        # IPv4 broadcasts are refused by the kernel (counted in kernel_dropped). An Endpoint
+        # also takes unicast (replies to what it sends).
+        group_only = issubclass(cls, Receiver)
+        if receive is not None and PLATFORM == "linux" and (receive.host_scope_guard or group_only):
             lo = loopback_index()
-            _socket.attach_filter(raw, host_scope_filter(family, lo if lo is not None else 1))
+            program = receive_filter(
+                family,
+                lo if lo is not None else 1,
+                host_scope=receive.host_scope_guard,
+                multicast_only=group_only,
+            )
+            _socket.attach_filter(raw, program)
         if receive is not None:
             for group in receive.groups:
                 for source in receive.sources or (None,):

@@ -476,6 +476,7 @@ _PACKET_LOOPBACK: Final = 5
 _LD_B_ABS: Final = 0x30  # BPF_LD | BPF_B | BPF_ABS
 _LD_W_ABS: Final = 0x20  # BPF_LD | BPF_W | BPF_ABS
 _JEQ_K: Final = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_AND_K: Final = 0x54  # BPF_ALU | BPF_AND | BPF_K
 _RET_K: Final = 0x06  # BPF_RET | BPF_K
 _ACCEPT: Final = 0x40000  # keep the whole datagram
 
@@ -492,15 +493,45 @@ def host_scope_filter(family: Family, loopback_index: int) -> bytes:
     host's own: looped-back copies (PACKET_LOOPBACK) or arrivals on the loopback interface.
     The kernel counts what it refuses among the socket's drops (SO_MEMINFO).
     """
-    ttl_offset = 8 if family is Family.IPV4 else 7  # IPv4 TTL, IPv6 hop limit
-    program = [
-        _insn(_LD_B_ABS, 0, 0, _SKF_NET_OFF + ttl_offset),  # 0: A = TTL
-        _insn(_JEQ_K, 0, 4, 0),  # 1: TTL == 0 ? next : accept
-        _insn(_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_PKTTYPE),  # 2: A = pkt_type
-        _insn(_JEQ_K, 2, 0, _PACKET_LOOPBACK),  # 3: looped back ? accept : next
-        _insn(_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_IFINDEX),  # 4: A = ingress ifindex
-        _insn(_JEQ_K, 0, 1, loopback_index),  # 5: on lo ? accept : refuse
-        _insn(_RET_K, 0, 0, _ACCEPT),  # 6: accept
-        _insn(_RET_K, 0, 0, 0),  # 7: refuse
-    ]
+    return receive_filter(family, loopback_index, host_scope=True, multicast_only=False)
+
+
+def receive_filter(
+    family: Family, loopback_index: int, *, host_scope: bool, multicast_only: bool
+) -> bytes:
+    """Return the BPF program of a receiving socket: the host-scope guard and/or group-only.
+
+    ``multicast_only`` refuses datagrams whose destination is not a multicast address: a
+    socket bound to the wildcard address would otherwise also get unicast datagrams sent to
+    the host on its port, and IPv4 broadcasts. ``host_scope``: see host_scope_filter.
+    """
+    program: list[bytes] = []
+    refuse_jumps: list[int] = []  # instructions whose false branch goes to "refuse"
+    if multicast_only:
+        if family is Family.IPV4:  # destination 224.0.0.0/4: top four bits 1110
+            program.append(_insn(_LD_B_ABS, 0, 0, _SKF_NET_OFF + 16))
+            program.append(_insn(_AND_K, 0, 0, 0xF0))
+            refuse_jumps.append(len(program))
+            program.append(_insn(_JEQ_K, 0, 0, 0xE0))
+        else:  # destination ff00::/8
+            program.append(_insn(_LD_B_ABS, 0, 0, _SKF_NET_OFF + 24))
+            refuse_jumps.append(len(program))
+            program.append(_insn(_JEQ_K, 0, 0, 0xFF))
+    if host_scope:
+        ttl_offset = 8 if family is Family.IPV4 else 7  # IPv4 TTL, IPv6 hop limit
+        program += [
+            _insn(_LD_B_ABS, 0, 0, _SKF_NET_OFF + ttl_offset),  # A = TTL
+            _insn(_JEQ_K, 0, 4, 0),  # TTL == 0 ? next : accept
+            _insn(_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_PKTTYPE),  # A = pkt_type
+            _insn(_JEQ_K, 2, 0, _PACKET_LOOPBACK),  # looped back ? accept : next
+            _insn(_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_IFINDEX),  # A = ingress ifindex
+        ]
+        refuse_jumps.append(len(program))
+        program.append(_insn(_JEQ_K, 0, 0, loopback_index))  # on lo ? accept : refuse
+    accept = len(program)
+    program += [_insn(_RET_K, 0, 0, _ACCEPT), _insn(_RET_K, 0, 0, 0)]
+    refuse = accept + 1
+    for at in refuse_jumps:  # true: the next instruction (or accept); false: refuse
+        code, jt, _jf, k = struct.unpack("=HBBI", program[at])
+        program[at] = _insn(code, jt, refuse - at - 1, k)
     return b"".join(program)
