@@ -11,11 +11,12 @@ import ipaddress
 import json
 import re
 import signal
+import socket
 import time
 
 import pytest
 
-from aiomcast import lab
+from aiomcast import lab, pack_sequence
 from tests.conftest import LOOPBACK_V4
 from tests.helpers import received_ttl, require_root, ttl_probe
 from tests.processes import AIOMCAST, SCRIPT, Result, background, free_port, run
@@ -559,3 +560,23 @@ def test_listen_all_interfaces_reports_each_failure_and_follows_changes() -> Non
     changes = [line for line in got.err_lines if line.startswith("interface change: amcl1")]
     assert any(f"joined {group}" in line for line in changes), got.err_lines
     assert got.out_lines[0].endswith("10 bytes 'everywhere'")
+
+
+def test_listen_stats_counts_reordering_and_duplicates_exactly() -> None:
+    # Issue 7: this kernel has no netem to reorder on a link, so the sender reorders itself:
+    # 0 1 3 2 4 4 5 -> one late arrival (2), one duplicate (4), no gap.
+    group, port = "239.255.88.41", free_port()
+    listen = cli("listen", group, str(port), *LO, "--stats", "--count", "7", "--duration", "5")
+    with background(listen, ready="joined") as rx:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with sock:
+            sock.setsockopt(
+                socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1")
+            )
+            for number in (0, 1, 3, 2, 4, 4, 5):
+                sock.sendto(pack_sequence(number, 64), (group, port))
+        got = rx.finish()
+    assert got.returncode == 0, got
+    stats = json.loads(got.out_lines[0])
+    assert (stats["received"], stats["gaps"]) == (7, 0)
+    assert (stats["reordered"], stats["duplicates"]) == (1, 1)
