@@ -701,17 +701,16 @@ class _ReceiveAPI(_Core):
     async def _receive_batch(self, max_size: int) -> list[Datagram]:
         protocol = self._protocol
         queue = protocol.queue
-        if not queue:
-            queue.appendleft(await self._receive())
-            protocol.counters.delivered -= 1  # counted once, below
-        # Fast path: the whole queue in one C-level copy when it fits.
-        if len(queue) <= max_size:
-            batch = list(queue)
+        # Waits only when nothing is queued; _receive counts the datagram it returns.
+        batch = [] if queue else [await self._receive()]
+        take = min(len(queue), max_size - len(batch))
+        if take == len(queue):  # fast path: the whole queue in one C-level copy
+            batch += queue
             queue.clear()
         else:
             popleft = queue.popleft
-            batch = [popleft() for _ in range(max_size)]
-        protocol.counters.delivered += len(batch)
+            batch += [popleft() for _ in range(take)]
+        protocol.counters.delivered += take
         return batch
 
     @property

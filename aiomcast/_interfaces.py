@@ -31,6 +31,7 @@ __all__ = [
     "InterfaceLike",
     "kernel_memberships",
     "list_interfaces",
+    "network_namespace",
     "plan_joins",
     "resolve_interface",
     "select_interface",
@@ -272,6 +273,20 @@ def setns_net(fd: int) -> None:
 
 
 @contextlib.contextmanager
+def network_namespace(fd: int) -> Iterator[None]:
+    """Run the body in the network namespace behind ``fd``, then return the thread (Linux)."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        setns_net(fd)
+        try:
+            yield
+        finally:
+            setns_net(home)
+    finally:
+        os.close(home)
+
+
+@contextlib.contextmanager
 def socket_namespace(sock: socket.socket | None) -> Iterator[None]:
     """Run the body in the network namespace of ``sock`` when it is not the thread's own.
 
@@ -293,15 +308,8 @@ def socket_namespace(sock: socket.socket | None) -> Iterator[None]:
         if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
             yield
             return
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            setns_net(target)
-            try:
-                yield
-            finally:
-                setns_net(home)
-        finally:
-            os.close(home)
+        with network_namespace(target):
+            yield
     finally:
         os.close(target)
 

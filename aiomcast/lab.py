@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Final
 
-from ._interfaces import setns_net
+from ._interfaces import network_namespace
 
 __all__ = [
     "Attachment",
@@ -231,19 +231,12 @@ class Host:
         if self.netns is None:
             yield
             return
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(f"{_NETNS_DIR}/{self.netns}", os.O_RDONLY)
         try:
-            target = os.open(f"{_NETNS_DIR}/{self.netns}", os.O_RDONLY)
-            try:
-                setns_net(target)
-            finally:
-                os.close(target)
-            try:
+            with network_namespace(target):
                 yield
-            finally:
-                setns_net(home)
         finally:
-            os.close(home)
+            os.close(target)
 
     def __repr__(self) -> str:
         return f"<Host {self.name} netns={self.netns}>"

@@ -534,6 +534,8 @@ def test_listen_all_interfaces_reports_each_failure_and_follows_changes() -> Non
     # Issue 5 part 3 from the command line: a down interface is reported and skipped, the
     # others are joined; with --follow it is joined once it comes up with an address.
     require_root("a veth pair in the private namespace")
+    # --all-interfaces joins everywhere: only ever inside the suite's private namespace.
+    assert lab.in_private_network()
     group, port = "239.255.88.40", free_port()
     run(["ip", "link", "add", "amcl0", "type", "veth", "peer", "name", "amcl1"])
     try:
