@@ -18,9 +18,17 @@ import contextlib
 import dataclasses
 import errno
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, Self, TypeVar, final
+from typing import Any, Final, Generic, NamedTuple, Self, TypeGuard, TypeVar, final
 
 from anyio import TypedAttributeProvider
 
@@ -1035,30 +1043,55 @@ async def _send_many(
     if endpoint._ttl == 0 and endpoint._family is Family.IPV6:
         _check_ipv6_host_scope(destination[0])
     family = endpoint._family
-    # Fast path: bytes payloads within the limit are used as they are (no copy); anything
-    # else goes through the full check, which names what is wrong.
     limit = max_payload(family)
-    items = [
-        p if type(p) is bytes and len(p) <= limit else bytes(check_payload(p, family))
-        for p in payloads
-    ]
+    # Fast path, the high-rate sender's case: a non-empty list or tuple of bytes, checked with
+    # C-level passes (their types, their lengths) and used as they are; ``uniform`` is their
+    # one size when they share it (the transport then skips its own look at the sizes).
+    uniform = 0
+    items: Sequence[bytes]
+    if isinstance(payloads, list | tuple) and _only_bytes(payloads):
+        items = payloads
+        sizes = set(map(len, items))
+        if max(sizes) > limit:
+            items = [bytes(check_payload(p, family)) for p in items]  # raises, naming it
+        if len(sizes) == 1:
+            uniform = sizes.pop()
+    else:
+        # Anything else goes through the full check, which names what is wrong; bytes within
+        # the limit are used as they are (no copy).
+        items = [
+            p if type(p) is bytes and len(p) <= limit else bytes(check_payload(p, family))
+            for p in payloads
+        ]
     protocol = endpoint._protocol
     transport = endpoint._transport
     if not protocol.writable.is_set():
         await protocol.writable.wait()
         endpoint._check_open()
-    if isinstance(transport, FastDatagramTransport) and all(items):
+    if isinstance(transport, FastDatagramTransport) and (uniform or all(items)):
+        count = len(items)
+        nbytes = uniform * count if uniform else sum(map(len, items))
         endpoint._transmit(
-            lambda: transport.send_many(items, destination),
+            lambda: transport.send_many(items, destination, uniform),
             "send_many",
             destination,
-            len(items),
-            sum(len(p) for p in items),
+            count,
+            nbytes,
         )
-        return len(items)
+        return count
     for payload in items:
         await endpoint._send(payload, destination)
     return len(items)
+
+
+_BYTES_ONLY: Final = {bytes}
+
+
+def _only_bytes(
+    payloads: list[Any] | tuple[Any, ...],
+) -> TypeGuard[list[bytes] | tuple[bytes, ...]]:
+    """True when every payload is exactly ``bytes`` (one C-level pass)."""
+    return set(map(type, payloads)) == _BYTES_ONLY
 
 
 @final

@@ -20,7 +20,7 @@ import socket
 import struct
 from collections.abc import Callable, Sequence
 from time import monotonic
-from typing import Any, Final
+from typing import Any, Final, final
 
 from ._driver import Reactor
 from ._metadata import CONTROL_SIZE, MetadataDecoder
@@ -36,6 +36,9 @@ MSG_DONTWAIT: Final = 0x40
 MSG_TRUNC: Final = 0x20
 #: Datagrams one UDP_SEGMENT send may carry (UDP_MAX_SEGMENTS in the kernel).
 GSO_MAX_SEGMENTS: Final = 64
+#: UDP_MAX_SEGMENTS of recent kernels (6.18 here); older ones refuse more than 64 (EINVAL).
+GSO_MAX_SEGMENTS_NEW: Final = 128
+_SEGMENT_SIZE: Final = struct.Struct("=H")
 GSO_MAX_BYTES: Final = 65000
 
 
@@ -174,6 +177,9 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         self._metadata = metadata
         #: Whether send_many may use UDP_SEGMENT for runs of equal-size datagrams (Linux).
         self.gso = PLATFORM == "linux"
+        #: Datagrams per UDP_SEGMENT send: 128 until the kernel refuses that (then 64).
+        self._gso_segments = GSO_MAX_SEGMENTS_NEW
+        self._send_batch: _SendBatch | None = None  # sendmmsg state, made on first use
         self._batch = (
             _RecvBatch(batch, slot, CONTROL_SIZE if metadata is not None else 0)
             if _libc is not None and not gro
@@ -444,11 +450,12 @@ class FastDatagramTransport(asyncio.DatagramTransport):
             return False
         return True
 
-    def send_many(self, payloads: Sequence[bytes], addr: Any) -> None:
+    def send_many(self, payloads: Sequence[bytes], addr: Any, uniform: int = 0) -> None:
         """Send ``payloads`` to ``addr`` in as few syscalls as possible, in order.
 
         Datagrams that share a size go out with UDP_SEGMENT (the kernel or the NIC splits
-        them); others with sendmmsg. What does not fit in the socket buffer waits (see
+        them); others with sendmmsg. ``uniform``: the caller has checked that every payload
+        has this size (0: unknown). What does not fit in the socket buffer waits (see
         get_write_buffer_size) and the protocol is paused above the high-water mark.
         """
         if self._closing:
@@ -456,20 +463,20 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         if self._pending:
             self._queue([(bytes(p), addr) for p in payloads])
             return
-        sent = self._send_now(payloads, addr)
+        sent = self._send_now(payloads, addr, uniform)
         if sent < len(payloads):
             self._queue([(bytes(p), addr) for p in payloads[sent:]])
 
-    def _send_now(self, payloads: Sequence[bytes], addr: Any) -> int:
+    def _send_now(self, payloads: Sequence[bytes], addr: Any, uniform: int = 0) -> int:
         """Send as many of ``payloads`` as the socket takes now; return how many."""
         done = 0
         total = len(payloads)
         while done < total:
-            size = len(payloads[done])
+            size = uniform or len(payloads[done])
             per_send = max(1, GSO_MAX_BYTES // max(size, 1))
-            limit = min(total, done + GSO_MAX_SEGMENTS, done + per_send)
+            limit = min(total, done + self._gso_segments, done + per_send)
             # Fast path: the common case of equal sizes is checked with one set of lengths.
-            if len({len(p) for p in payloads[done:limit]}) == 1:
+            if uniform or len(set(map(len, payloads[done:limit]))) == 1:
                 run = limit
             else:
                 run = done
@@ -477,9 +484,11 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     run += 1
             try:
                 if run - done > 1 and size > 0 and self.gso:
-                    segment = struct.pack("=H", size)
                     self._sock.sendmsg(
-                        [b"".join(payloads[done:run])], [(SOL_UDP, UDP_SEGMENT, segment)], 0, addr
+                        [b"".join(payloads[done:run])],
+                        [(SOL_UDP, UDP_SEGMENT, _SEGMENT_SIZE.pack(size))],
+                        0,
+                        addr,
                     )
                     done = run
                 elif _libc is not None and total - done > 1:
@@ -490,6 +499,10 @@ class FastDatagramTransport(asyncio.DatagramTransport):
             except (BlockingIOError, InterruptedError):
                 return done
             except OSError as exc:
+                if exc.errno == errno.EINVAL and run - done > GSO_MAX_SEGMENTS and self.gso:
+                    # An older kernel takes at most 64 segments per send: use that from now on.
+                    self._gso_segments = GSO_MAX_SEGMENTS
+                    continue
                 if exc.errno in (errno.EIO, errno.EINVAL, errno.EMSGSIZE) and run - done > 1:
                     # No GSO for this run: the device or kernel lacks it, or a segment does not
                     # fit the MTU (GSO never fragments; a plain send does). One at a time.
@@ -501,30 +514,9 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         return done
 
     def _sendmmsg(self, payloads: Sequence[bytes], addr: Any) -> int:
-        count = len(payloads)
-        blob = b"".join(payloads)
-        buffer = ctypes.create_string_buffer(blob, len(blob) or 1)
-        name = _sockaddr(self._family, addr)
-        iovs = (_IOVec * count)()
-        msgs = (_MMsgHdr * count)()
-        base = ctypes.addressof(buffer)
-        offset = 0
-        for i, payload in enumerate(payloads):
-            iovs[i].iov_base = base + offset
-            iovs[i].iov_len = len(payload)
-            offset += len(payload)
-            hdr = msgs[i].msg_hdr
-            hdr.msg_name = ctypes.addressof(name)
-            hdr.msg_namelen = ctypes.sizeof(name)
-            hdr.msg_iov = ctypes.addressof(iovs[i])
-            hdr.msg_iovlen = 1
-        sent = _libc.sendmmsg(self._fd, ctypes.addressof(msgs), count, MSG_DONTWAIT)
-        if sent < 0:
-            err = ctypes.get_errno()
-            if err in (errno.EAGAIN, errno.EWOULDBLOCK):
-                raise BlockingIOError(err, "sendmmsg")
-            raise OSError(err, errno.errorcode.get(err, "sendmmsg"))
-        return int(sent)
+        if self._send_batch is None:
+            self._send_batch = _SendBatch()
+        return self._send_batch.send(self._fd, self._family, payloads, addr)
 
     def _queue(self, items: list[tuple[bytes, Any]]) -> None:
         was_empty = not self._pending
@@ -555,6 +547,69 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         if self._paused and self._pending_bytes <= self._high_water // 4:
             self._paused = False
             self._protocol.resume_writing()
+
+
+@final
+class _SendBatch:
+    """Preallocated sendmmsg state: up to 64 headers, their iovecs, a name and a data buffer.
+
+    Each header points at its own iovec and at the one destination name from the start, so a
+    send copies the joined payloads into the buffer once and rewrites only what changed since
+    the last send: the iovecs when the sizes differ, the name when the destination does.
+    """
+
+    __slots__ = ("addr", "data", "data_size", "iovs", "layout", "msgs", "name")
+
+    def __init__(self, count: int = 64) -> None:
+        self.iovs = (_IOVec * count)()
+        self.msgs = (_MMsgHdr * count)()
+        self.name = ctypes.create_string_buffer(_NAME_SIZE)
+        self.addr: Any = None
+        self.data = ctypes.create_string_buffer(1)
+        self.data_size = 1
+        #: The payload sizes the iovecs describe now.
+        self.layout: tuple[int, ...] = ()
+        name = ctypes.addressof(self.name)
+        for i in range(count):
+            hdr = self.msgs[i].msg_hdr
+            hdr.msg_name = name
+            hdr.msg_iov = ctypes.addressof(self.iovs[i])
+            hdr.msg_iovlen = 1
+
+    def send(self, fd: int, family: int, payloads: Sequence[bytes], addr: Any) -> int:
+        """One sendmmsg of up to 64 ``payloads`` to ``addr``; return how many were sent."""
+        count = min(len(payloads), len(self.msgs))
+        if count < len(payloads):
+            payloads = payloads[:count]
+        blob = b"".join(payloads)
+        if len(blob) > self.data_size:
+            self.data = ctypes.create_string_buffer(len(blob))
+            self.data_size = len(blob)
+            self.layout = ()  # the iovecs point into the old buffer
+        ctypes.memmove(self.data, blob, len(blob))
+        layout = tuple(map(len, payloads))
+        if layout != self.layout:
+            base = ctypes.addressof(self.data)
+            offset = 0
+            for iov, size in zip(self.iovs, layout, strict=False):
+                iov.iov_base = base + offset
+                iov.iov_len = size
+                offset += size
+            self.layout = layout
+        if addr != self.addr:
+            raw = _sockaddr(family, addr)
+            ctypes.memmove(self.name, raw, len(raw))
+            for msg in self.msgs:
+                msg.msg_hdr.msg_namelen = len(raw)
+            self.addr = addr
+        assert _libc is not None  # only made where sendmmsg exists
+        sent = _libc.sendmmsg(fd, ctypes.addressof(self.msgs), count, MSG_DONTWAIT)
+        if sent < 0:
+            err = ctypes.get_errno()
+            if err in (errno.EAGAIN, errno.EWOULDBLOCK):
+                raise BlockingIOError(err, "sendmmsg")
+            raise OSError(err, errno.errorcode.get(err, "sendmmsg"))
+        return int(sent)
 
 
 def _sockaddr(family: int, addr: Any) -> ctypes.Array[ctypes.c_char]:

@@ -7,8 +7,9 @@ Each sender sends ``--count`` datagrams as fast as it can (unpaced), stops early
 ``--max-seconds``, and prints one JSON line: datagrams sent, elapsed seconds, and the CPU
 seconds (user + system, getrusage) its send loop used. Payloads are those of mcsend.c: a
 64-bit big-endian sequence number and the CLOCK_MONOTONIC send time in ns, zero-padded to
-``--size``; every sender builds each payload the same way. A sender whose aiomcast API is
-missing prints ``{"skipped": "<why>"}`` and exits 0.
+``--size``, built ``--batch`` at a time with one clock read per batch (as mcsend.c stamps
+each send); every sender builds them the same way, then sends them its own way. A sender
+whose aiomcast API is missing prints ``{"skipped": "<why>"}`` and exits 0.
 """
 
 from __future__ import annotations
@@ -41,14 +42,18 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def payload_maker(size: int) -> Callable[[int], bytes]:
-    """Return ``make(sequence) -> bytes``: header plus zero padding."""
-    pad = bytes(size - _HEADER.size)
-    pack = _HEADER.pack
+def payload_maker(size: int) -> Callable[[int, int], list[bytes]]:
+    """Return ``make(first, end) -> payloads`` for sequence numbers ``first`` to ``end - 1``.
+
+    As mcsend.c does, the batch's payloads share one send time, read once per batch; each is
+    the header and zero padding, packed by one ``struct`` call.
+    """
+    pack = struct.Struct(f">QQ{size - _HEADER.size}x").pack
     now = time.monotonic_ns
 
-    def make(sequence: int) -> bytes:
-        return pack(sequence, now()) + pad
+    def make(first: int, end: int) -> list[bytes]:
+        stamp = now()
+        return [pack(sequence, stamp) for sequence in range(first, end)]
 
     return make
 
@@ -82,9 +87,10 @@ def blocking_sender(args: argparse.Namespace) -> int:
     sent = 0
     try:
         while sent < budget.count and not budget.expired():
-            for sequence in range(sent, min(sent + args.batch, budget.count)):
-                sendto(make(sequence), destination)
-            sent = min(sent + args.batch, budget.count)
+            end = min(sent + args.batch, budget.count)
+            for payload in make(sent, end):
+                sendto(payload, destination)
+            sent = end
     finally:
         sock.close()
     return sent
@@ -101,9 +107,10 @@ async def loop_sender(args: argparse.Namespace) -> int:
     sent = 0
     try:
         while sent < budget.count and not budget.expired():
-            for sequence in range(sent, min(sent + args.batch, budget.count)):
-                sendto(make(sequence), destination)
-            sent = min(sent + args.batch, budget.count)
+            end = min(sent + args.batch, budget.count)
+            for payload in make(sent, end):
+                sendto(payload, destination)
+            sent = end
             await asyncio.sleep(0)
     finally:
         transport.close()
@@ -111,7 +118,10 @@ async def loop_sender(args: argparse.Namespace) -> int:
 
 
 async def _open_aiomcast(args: argparse.Namespace) -> Any:
-    return await aiomcast.open_sender(args.group, args.port, interface=args.interface, ttl=1)
+    # TTL 1 and no local copy, as the plain sockets and mcsend.c.
+    return await aiomcast.open_sender(
+        args.group, args.port, interface=args.interface, ttl=1, loopback=False
+    )
 
 
 async def aiomcast_send_sender(args: argparse.Namespace) -> int:
@@ -121,9 +131,10 @@ async def aiomcast_send_sender(args: argparse.Namespace) -> int:
     sent = 0
     try:
         while sent < budget.count and not budget.expired():
-            for sequence in range(sent, min(sent + args.batch, budget.count)):
-                await send(make(sequence))
-            sent = min(sent + args.batch, budget.count)
+            end = min(sent + args.batch, budget.count)
+            for payload in make(sent, end):
+                await send(payload)
+            sent = end
     finally:
         await tx.aclose()
     return sent
@@ -143,7 +154,7 @@ async def aiomcast_send_many_sender(args: argparse.Namespace, *, gso: bool = Tru
         sent = 0
         while sent < budget.count and not budget.expired():
             end = min(sent + args.batch, budget.count)
-            await send_many([make(sequence) for sequence in range(sent, end)])
+            await send_many(make(sent, end))
             sent = end
     finally:
         await tx.aclose()

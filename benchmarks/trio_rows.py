@@ -127,27 +127,28 @@ async def trio_socket_receiver(tally: Tally, args: argparse.Namespace) -> dict[s
 async def aiomcast_send_sender(args: argparse.Namespace) -> int:
     """aiomcast ``await tx.send(payload)`` per datagram, on trio."""
     async with aiomcast.anyio.open_sender(
-        args.group, args.port, interface=args.interface, ttl=1
+        args.group, args.port, interface=args.interface, ttl=1, loopback=False
     ) as tx:
         make, send, budget = payload_maker(args.size), tx.send, Budget(args)
         sent = 0
         while sent < budget.count and not budget.expired():
-            for sequence in range(sent, min(sent + args.batch, budget.count)):
-                await send(make(sequence))
-            sent = min(sent + args.batch, budget.count)
+            end = min(sent + args.batch, budget.count)
+            for payload in make(sent, end):
+                await send(payload)
+            sent = end
         return sent
 
 
 async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
     """aiomcast ``await tx.send_many(payloads)``, ``--batch`` payloads per call, on trio."""
     async with aiomcast.anyio.open_sender(
-        args.group, args.port, interface=args.interface, ttl=1
+        args.group, args.port, interface=args.interface, ttl=1, loopback=False
     ) as tx:
         make, send_many, budget = payload_maker(args.size), tx.send_many, Budget(args)
         sent = 0
         while sent < budget.count and not budget.expired():
             end = min(sent + args.batch, budget.count)
-            await send_many([make(sequence) for sequence in range(sent, end)])
+            await send_many(make(sent, end))
             sent = end
         return sent
 
@@ -160,9 +161,10 @@ async def trio_socket_sender(args: argparse.Namespace) -> int:
     sent = 0
     try:
         while sent < budget.count and not budget.expired():
-            for sequence in range(sent, min(sent + args.batch, budget.count)):
-                await sendto(make(sequence), destination)
-            sent = min(sent + args.batch, budget.count)
+            end = min(sent + args.batch, budget.count)
+            for payload in make(sent, end):
+                await sendto(payload, destination)
+            sent = end
     finally:
         sock.close()
     return sent

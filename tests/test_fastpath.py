@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import subprocess
 
@@ -12,7 +13,7 @@ import aiomcast
 from aiomcast._endpoint import _buffered
 from aiomcast._fastio import FastDatagramTransport, batch_receiver_available
 from aiomcast.lab import LinkEnds
-from tests.helpers import Link, collect, require_root
+from tests.helpers import Link, LinkPair, collect, require_root
 
 pytestmark = pytest.mark.asyncio
 
@@ -229,3 +230,99 @@ async def test_gso_setting_is_checked(link: Link) -> None:
             tx.gso = True
         with pytest.raises(aiomcast.InvalidArgumentError, match="'yes'"):
             tx.gso = "yes"  # type: ignore[assignment]
+
+
+async def test_this_kernel_takes_128_gso_segments_per_send_and_refuses_129(
+    local_veth: LinkPair | None,
+) -> None:
+    # Pinned: Linux 6.18's UDP_MAX_SEGMENTS is 128 (older kernels: 64), and one more is
+    # EINVAL. send_many uses 128 and drops to 64 when a kernel refuses that (next test).
+    require_root("a veth end in the private namespace")
+    assert local_veth is not None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        address = socket.inet_aton(local_veth.ipv4.address)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, address)
+        segment = [(socket.SOL_UDP, 103, (64).to_bytes(2, "little"))]  # UDP_SEGMENT, 64 bytes
+        assert sock.sendmsg([bytes(64 * 128)], segment, 0, ("239.1.2.3", 9)) == 64 * 128
+        with pytest.raises(OSError, match="Invalid argument") as refused:
+            sock.sendmsg([bytes(64 * 129)], segment, 0, ("239.1.2.3", 9))
+        assert refused.value.errno == errno.EINVAL
+    finally:
+        sock.close()
+
+
+async def test_send_many_falls_back_to_64_segments_when_the_kernel_refuses_more(
+    wire_link: Link,
+) -> None:
+    # 128 equal datagrams go out in one UDP_SEGMENT send here. A kernel that refuses a
+    # GSO send for having too many segments (made real by asking this one for 256) gets
+    # 64 per send from then on; nothing is lost, nothing reordered, nothing counted twice.
+    link = wire_link
+    payloads = [n.to_bytes(4, "big") + bytes(60) for n in range(300)]
+    async with aiomcast.open_receiver(
+        link.group, 0, interface=link.interface, receive_buffer=4 << 20
+    ) as rx:
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            transport = tx._transport
+            assert isinstance(transport, FastDatagramTransport)
+            assert transport._gso_segments == 128
+            assert await tx.send_many(payloads[:128]) == 128
+            assert transport._gso_segments == 128  # taken as it is
+            transport._gso_segments = 256
+            assert await tx.send_many(payloads[128:]) == 172
+            assert transport._gso_segments == 64
+            assert (tx.stats.sent, tx.stats.send_errors) == (300, 0)
+        got = await collect(rx, len(payloads))
+    assert [d.payload for d in got] == payloads
+
+
+async def test_sendmmsg_state_follows_sizes_and_destinations(wire_link: Link) -> None:
+    # Without GSO send_many reuses one set of sendmmsg headers: sizes that change (and grow
+    # past the buffer) and destinations that alternate must still arrive byte for byte.
+    link = wire_link
+    rounds = [
+        [bytes([n]) * 10 for n in range(64)],
+        [bytes([n]) * (1 + n * 20) for n in range(70)],  # mixed, more than one batch
+        [bytes([n]) * 1400 for n in range(64)],  # a larger buffer
+        [bytes([n]) * 100 for n in range(3)],
+    ]
+    async with (
+        aiomcast.open_receiver(
+            link.group, 0, interface=link.interface, receive_buffer=4 << 20
+        ) as rx_a,
+        aiomcast.open_receiver(
+            link.other_group(), rx_a.port, interface=link.interface, receive_buffer=4 << 20
+        ) as rx_b,
+    ):
+        async with aiomcast.open_sender(link.group, rx_a.port, interface=link.interface) as tx:
+            tx.gso = False
+            for payloads in rounds:
+                assert await tx.send_many(payloads) == len(payloads)
+                assert await tx.send_many(tuple(payloads), link.other_group(), rx_a.port) == len(
+                    payloads
+                )
+        expected = [p for payloads in rounds for p in payloads]
+        # Both share the port; each socket is joined to one group and sees only its own.
+        got_a = await collect(rx_a, len(expected))
+        got_b = await collect(rx_b, len(expected))
+    assert [d.payload for d in got_a] == expected
+    assert [d.payload for d in got_b] == expected
+    assert rx_a.stats.received == rx_b.stats.received == len(expected)
+
+
+async def test_send_many_fast_check_names_what_is_wrong(link: Link) -> None:
+    # The list-of-bytes fast path refuses an oversized payload like the general path: one
+    # typed error naming the size, nothing sent; mixed bytes-like lists still work.
+    async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            with pytest.raises(aiomcast.PayloadTooLargeError, match="70000"):
+                await tx.send_many([bytes(70000)] * 3)
+            with pytest.raises(aiomcast.PayloadTooLargeError, match="70000"):
+                await tx.send_many((b"ok", bytes(70000)))
+            assert tx.stats.sent == 0
+            mixed = [b"one", bytearray(b"two"), memoryview(b"three")]
+            assert await tx.send_many(mixed) == 3
+            assert await tx.send_many([]) == 0
+            got = await collect(rx, 3)
+    assert [d.payload for d in got] == [b"one", b"two", b"three"]
