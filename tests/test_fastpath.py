@@ -321,7 +321,11 @@ async def test_send_many_fast_check_names_what_is_wrong(link: Link) -> None:
             with pytest.raises(aiomcast.PayloadTooLargeError, match="70000"):
                 await tx.send_many((b"ok", bytes(70000)))
             assert tx.stats.sent == 0
-            mixed = [b"one", bytearray(b"two"), memoryview(b"three")]
+            mixed: list[bytes | bytearray | memoryview] = [
+                b"one",
+                bytearray(b"two"),
+                memoryview(b"three"),
+            ]
             assert await tx.send_many(mixed) == 3
             assert await tx.send_many([]) == 0
             got = await collect(rx, 3)
