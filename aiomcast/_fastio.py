@@ -71,6 +71,7 @@ _CONTROLLEN_WORD: Final = _MsgHdr.msg_controllen.offset // 4
 _NAME_SIZE: Final = 128  # sizeof(struct sockaddr_storage)
 #: Readiness events further apart than this (seconds) read one datagram, not a batch.
 _QUIET_GAP: Final = 0.0002
+_NO_ANCDATA: Final[list[tuple[int, int, bytes]]] = []  # never changed: only read
 #: The metadata fields of a Datagram when none was asked for.
 _NO_METADATA: Final = (None, None, None, None, None)
 
@@ -180,11 +181,11 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         #: Datagrams per UDP_SEGMENT send: 128 until the kernel refuses that (then 64).
         self._gso_segments = GSO_MAX_SEGMENTS_NEW
         self._send_batch: _SendBatch | None = None  # sendmmsg state, made on first use
-        self._batch = (
-            _RecvBatch(batch, slot, CONTROL_SIZE if metadata is not None else 0)
-            if _libc is not None and not gro
-            else None
-        )
+        # recvmmsg state (count x slot bytes: 4 MiB by default) is made on the first busy
+        # readiness event, so endpoints that never see one (most Senders) do not carry it.
+        self._batched = _libc is not None and not gro
+        self._batch_shape = (batch, slot, CONTROL_SIZE if metadata is not None else 0)
+        self._batch: _RecvBatch | None = None
         self._gro_buffer = bytearray(65536) if gro else None
         self._slot = slot
         self._one = memoryview(bytearray(min(slot, 65536)))
@@ -260,13 +261,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
 
     def _on_readable(self) -> None:
         try:
-            if self._gro_buffer is not None:
-                self._read_gro()
-            elif self._batch is None:  # pragma: no cover - platforms without recvmmsg
-                for _ in range(256):
-                    if not self._read_one():
-                        return
-            else:
+            if self._batched:
                 # A datagram that arrives after a quiet spell finds the CPU idle and its
                 # caches cold, and its latency is then the amount of code it runs: it is read
                 # alone through the socket module (as the loops' transports do). Readiness
@@ -278,6 +273,12 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     self._read_one()
                 else:
                     self._read_batches()
+            elif self._gro_buffer is not None:
+                self._read_gro()
+            else:  # pragma: no cover - platforms without recvmmsg
+                for _ in range(256):
+                    if not self._read_one():
+                        return
         except OSError as exc:
             self._protocol.error_received(exc)
 
@@ -288,7 +289,8 @@ class FastDatagramTransport(asyncio.DatagramTransport):
     # Control messages are decoded only when metadata was asked for.
     def _read_batches(self) -> None:
         batch = self._batch
-        assert batch is not None
+        if batch is None:
+            batch = self._batch = _RecvBatch(*self._batch_shape)
         fd, address, count, slot = self._fd, batch.msgs_address, batch.count, batch.slot
         data, names, words, name_words = batch.data, batch.name_view, batch.words, batch.name_words
         source, cache, remember = self._source, self._addr_cache, self._remember
@@ -367,7 +369,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
             if self._whole:
                 # Into a preallocated buffer: recvfrom(65536) would allocate 64 KiB each time.
                 size, addr = sock.recvfrom_into(self._one)
-                flags, ancdata = 0, list[tuple[int, int, bytes]]()
+                flags, ancdata = 0, _NO_ANCDATA
             else:  # metadata to read, or truncation to detect
                 size, ancdata, flags, addr = sock.recvmsg_into([self._one], self._control_size)
         except (BlockingIOError, InterruptedError):
@@ -380,7 +382,11 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         else:
             meta = decoder.decode_items(ancdata) if decoder is not None else _NO_METADATA
             datagram = self._special(payload, host, addr[1], flags, meta)
-        self._hand_over([datagram], len(payload))
+        many = self._many  # _hand_over, inline: this is the quiet spell's path
+        if many is not None:
+            many([datagram], size)
+        else:
+            self._hand_over([datagram], size)
         return True
 
     def _hand_over(self, received: list[Datagram], nbytes: int) -> None:

@@ -63,7 +63,6 @@ class Counters:
 
     received: int = 0
     received_bytes: int = 0
-    delivered: int = 0
     dropped: int = 0
     sent: int = 0
     sent_bytes: int = 0
@@ -72,11 +71,15 @@ class Counters:
     truncated: int = 0
 
     def snapshot(self, queued: int, kernel_dropped: int = 0) -> Stats:
-        """Return an immutable copy with the current queue length and kernel drop count."""
+        """Return an immutable copy with the current queue length and kernel drop count.
+
+        Every datagram received is delivered, dropped or still queued, so ``delivered`` is
+        counted by difference: taking a datagram off the queue costs no counter update.
+        """
         return Stats(
             received=self.received,
             received_bytes=self.received_bytes,
-            delivered=self.delivered,
+            delivered=self.received - self.dropped - queued,
             dropped=self.dropped,
             queued=queued,
             sent=self.sent,

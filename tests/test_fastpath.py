@@ -330,3 +330,21 @@ async def test_send_many_fast_check_names_what_is_wrong(link: Link) -> None:
             assert await tx.send_many([]) == 0
             got = await collect(rx, 3)
     assert [d.payload for d in got] == [b"one", b"two", b"three"]
+
+
+async def test_recvmmsg_buffers_are_made_on_the_first_busy_read(link: Link) -> None:
+    # The recvmmsg state (64 slots of 64 KiB) is made by the first readiness event that
+    # follows another closely; a Sender never has one, so it never carries those 4 MiB.
+    async with aiomcast.open_receiver(
+        link.group, 0, interface=link.interface, receive_buffer=4 << 20
+    ) as rx:
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            assert isinstance(rx._transport, FastDatagramTransport)
+            assert isinstance(tx._transport, FastDatagramTransport)
+            assert rx._transport._batch is None
+            payloads = [n.to_bytes(4, "big") for n in range(500)]
+            assert await tx.send_many(payloads) == 500
+            got = await collect(rx, 500)
+            assert tx._transport._batch is None
+        assert rx._transport._batch is not None
+    assert [d.payload for d in got] == payloads
