@@ -487,12 +487,19 @@ def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
             else ""
         ),
         "",
+        "VmRSS at the load's start (before), then from its first sample after 1 s of load "
+        "(first: what the receiver makes on first use is in place) to the end; flat means "
+        "peak - first <= max(2 MiB, 5 %).",
+        "",
         *_table(
-            ["VmRSS", "first", "peak", "last", "samples"],
+            ["VmRSS", "before", "first", "peak", "last", "samples"],
             [
                 [
                     "MiB",
-                    *(_num(None if v is None else v / 1024, 1) for v in rss.values()),
+                    *(
+                        _num(None if rss.get(k) is None else rss[k] / 1024, 1)
+                        for k in ("before", "first", "peak", "last")
+                    ),
                     str(len(memory["samples"])),
                 ]
             ],
