@@ -11,14 +11,18 @@
 # Elsewhere (no recvmmsg) it falls back to a recvfrom_into loop; that path is untested.
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import ctypes
 import ctypes.util
 import errno
+import itertools
+import operator
 import socket
 import struct
 from collections.abc import Callable, Sequence
+from operator import add, lshift, or_
 from time import monotonic
 from typing import Any, Final, final
 
@@ -72,6 +76,13 @@ _NAME_SIZE: Final = 128  # sizeof(struct sockaddr_storage)
 #: Readiness events further apart than this (seconds) read one datagram, not a batch.
 _QUIET_GAP: Final = 0.0002
 _NO_ANCDATA: Final[list[tuple[int, int, bytes]]] = []  # never changed: only read
+# Endless iterables of _plain_batch's zip (each zip stops at the batch's end).
+_NONES: Final = itertools.repeat(None)
+_FALSES: Final = itertools.repeat(False)
+_THIRTY_TWO: Final = itertools.repeat(32)
+_DATAGRAM_TYPE: Final = itertools.repeat(Datagram)
+_HOST: Final = operator.itemgetter(0)
+_PORT: Final = operator.itemgetter(1)
 #: The metadata fields of a Datagram when none was asked for.
 _NO_METADATA: Final = (None, None, None, None, None)
 
@@ -134,18 +145,23 @@ class _RecvBatch:
         self.words = memoryview(self.msgs).cast("B").cast("I")
         self.name_words = self.name_view.cast("I")
         self.msgs_address = ctypes.addressof(self.msgs)
+        self._name_sizes = memoryview(array.array("I", [_NAME_SIZE] * count))
+        self._control_sizes = memoryview(array.array("I", [control] * count))
         self.used = count
         self.reset_names()
 
     def reset_names(self) -> None:
         # recvmmsg writes the length of each source address (and of the control messages)
-        # back into msg_namelen (msg_controllen): restore the slots the last call used.
+        # back into msg_namelen (msg_controllen): restore the slots the last call used, with
+        # one strided memoryview assignment each (no Python loop per datagram).
+        used = self.used
+        if not used:
+            return
         words = self.words
-        control = self.control
-        for i in range(self.used):
-            words[i * _STRIDE + _NAMELEN_WORD] = _NAME_SIZE
-            if control:
-                words[i * _STRIDE + _CONTROLLEN_WORD] = control
+        end = used * _STRIDE
+        words[_NAMELEN_WORD:end:_STRIDE] = self._name_sizes[:used]
+        if self.control:
+            words[_CONTROLLEN_WORD:end:_STRIDE] = self._control_sizes[:used]
 
 
 class FastDatagramTransport(asyncio.DatagramTransport):
@@ -308,6 +324,16 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     return
                 raise OSError(err, errno.errorcode.get(err, "recvmmsg"))
             batch.used = n
+            if decoder is None:
+                lengths = words[_LEN_WORD : n * _STRIDE : _STRIDE].tolist()
+                if not any(words[_FLAGS_WORD : n * _STRIDE : _STRIDE].tolist()):
+                    # Fast path, the common batch (no metadata, nothing truncated): every
+                    # step below is one C-level pass over the batch (strided views of the
+                    # headers, map/zip), not Python code per datagram.
+                    self._hand_over(self._plain_batch(batch, n, lengths), sum(lengths))
+                    if n < count or self._closing:
+                        return
+                    continue
             received: list[Datagram] = []
             append = received.append
             nbytes = 0
@@ -349,6 +375,47 @@ class FastDatagramTransport(asyncio.DatagramTransport):
             self._hand_over(received, nbytes)
             if n < count or self._closing:
                 return
+
+    def _plain_batch(self, batch: _RecvBatch, n: int, lengths: list[int]) -> list[Datagram]:
+        """The ``n`` datagrams recvmmsg put in ``batch``: no metadata, none truncated."""
+        cache = self._addr_cache
+        if self._family == socket.AF_INET:
+            # sockaddr_in is two words (family and port, address): one int key per source.
+            stride = _NAME_SIZE // 4
+            names = batch.name_words
+            first = names[0 : n * stride : stride].tolist()
+            second = names[1 : n * stride : stride].tolist()
+            keys: list[Any] = list(map(or_, first, map(lshift, second, _THIRTY_TWO)))
+            addrs: list[Any] = list(map(cache.get, keys))
+            if None in addrs:
+                view = batch.name_view
+                for i, addr in enumerate(addrs):
+                    if addr is None:
+                        raw = bytes(view[i * _NAME_SIZE : i * _NAME_SIZE + 8])
+                        addrs[i] = self._remember(keys[i], self._source(raw))
+        else:
+            view, words = batch.name_view, batch.words
+            addrs = []
+            for i in range(n):
+                name = i * _NAME_SIZE
+                raw = bytes(view[name : name + words[i * _STRIDE + _NAMELEN_WORD]])
+                addrs.append(cache.get(raw) or self._remember(raw, self._source(raw)))
+        starts = range(0, n * batch.slot, batch.slot)
+        # ctypes slicing of a char array makes each payload's bytes object in one step.
+        payloads = map(batch.data.__getitem__, map(slice, starts, map(add, starts, lengths)))
+        fields = zip(
+            payloads,
+            map(_HOST, addrs),
+            map(_PORT, addrs),
+            _NONES,
+            _NONES,
+            _NONES,
+            _NONES,
+            _NONES,
+            _FALSES,
+            strict=False,  # the repeats are endless: the payloads end the zip
+        )
+        return list(map(tuple.__new__, _DATAGRAM_TYPE, fields))
 
     def _special(
         self, payload: bytes, host: str, port: int, flags: int, meta: tuple[Any, ...]

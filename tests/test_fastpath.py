@@ -352,3 +352,35 @@ async def test_recvmmsg_buffers_are_made_on_the_first_busy_read(link: Link) -> N
             assert not _has_recvmmsg_state(tx._transport)
         assert _has_recvmmsg_state(rx._transport)
     assert [d.payload for d in got] == payloads
+
+
+async def test_batches_name_each_datagrams_own_source() -> None:
+    # The batch path reads source addresses for a whole batch at once, through a cache:
+    # datagrams from two sources, interleaved in the socket's queue, keep their own source.
+    plain = []
+    for address in ("127.0.0.1", "127.0.0.2"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((address, 0))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+        plain.append(sock)
+    names = {s.getsockname()[0]: s.getsockname()[1] for s in plain}
+    try:
+        async with aiomcast.open_receiver(
+            "239.1.2.3", 0, interface="lo", receive_buffer=4 << 20
+        ) as rx:
+            for n in range(300):
+                sock = plain[n % 3 == 0]
+                tag = sock.getsockname()[0].encode()
+                sock.sendto(n.to_bytes(2, "big") + tag, ("239.1.2.3", rx.port))
+            got: list[aiomcast.Datagram] = []
+            async with asyncio.timeout(5):
+                async for batch in rx.batches():
+                    got.extend(batch)
+                    if len(got) >= 300:
+                        break
+    finally:
+        for sock in plain:
+            sock.close()
+    assert [int.from_bytes(d.payload[:2], "big") for d in got] == list(range(300))
+    assert all(d.source == d.payload[2:].decode() for d in got)
+    assert {d.source: d.source_port for d in got} == names
