@@ -446,27 +446,6 @@ class _Core(TypedAttributeProvider):
             if not blocked:
                 del self._blocked[key]
 
-    async def _receive(self) -> Datagram:
-        protocol = self._protocol
-        queue = protocol.queue
-        if queue:  # fast path: no waiting, no future
-            return queue.popleft()
-        if self._reading:
-            raise BusyError(f"another task is already receiving from this {type(self).__name__}")
-        self._reading = True
-        try:
-            while not queue:
-                self._check_open()
-                waiter = protocol.driver.waiter()
-                protocol.waiter = waiter
-                try:
-                    await waiter
-                finally:
-                    protocol.waiter = None
-        finally:
-            self._reading = False
-        return queue.popleft()
-
     # -- send side ------------------------------------------------------------------------
 
     def _destination(
@@ -727,9 +706,17 @@ class _ReceiveAPI(_Core):
     def __aiter__(self) -> AsyncIterator[Datagram]:
         return self
 
+    async def _receive(self) -> Datagram:
+        # The wait lives in __anext__, the hot path of ``async for``; here the end of the
+        # iteration is the endpoint's closing again.
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise EndpointClosedError(f"{type(self).__name__} is closed") from None
+
     # Hot path of ``async for``: a queued datagram is taken here, and an empty queue is waited
-    # for here too (the wait of _receive(), inline): no second coroutine, so a datagram that
-    # wakes the consumer after a quiet spell resumes one frame, not two.
+    # for here too, so a datagram that wakes the consumer after a quiet spell resumes one
+    # coroutine frame, not two.
     async def __anext__(self) -> Datagram:
         protocol = self._protocol
         queue = protocol.queue
