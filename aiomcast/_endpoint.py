@@ -686,8 +686,9 @@ class _ReceiveAPI(_Core):
     async def _receive_batch(self, max_size: int) -> list[Datagram]:
         protocol = self._protocol
         queue = protocol.queue
-        # Waits only when nothing is queued (delivered is counted by difference: Counters).
-        batch = [] if queue else [await self._receive()]
+        # Waits only when nothing is queued, in __anext__ (whose StopAsyncIteration, once
+        # closed, ends the batch iterator too); delivered is counted by difference.
+        batch = [] if queue else [await self.__anext__()]
         take = min(len(queue), max_size - len(batch))
         if take == len(queue):  # fast path: the whole queue in one C-level copy
             batch += queue
@@ -1106,10 +1107,7 @@ class _Batches:
         return self
 
     async def __anext__(self) -> list[Datagram]:
-        try:
-            return await self._endpoint._receive_batch(self._max)
-        except EndpointClosedError:
-            raise StopAsyncIteration from None
+        return await self._endpoint._receive_batch(self._max)
 
 
 @final

@@ -21,7 +21,7 @@ import itertools
 import operator
 import socket
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import add, lshift, or_
 from time import monotonic
 from typing import Any, Final, final
@@ -76,7 +76,7 @@ _NAME_SIZE: Final = 128  # sizeof(struct sockaddr_storage)
 #: Readiness events further apart than this (seconds) read one datagram, not a batch.
 _QUIET_GAP: Final = 0.0002
 _NO_ANCDATA: Final[list[tuple[int, int, bytes]]] = []  # never changed: only read
-# Endless iterables of _plain_batch's zip (each zip stops at the batch's end).
+# Endless iterables of _read_batches's zip (each zip stops at the batch's end).
 _NONES: Final = itertools.repeat(None)
 _FALSES: Final = itertools.repeat(False)
 _THIRTY_TWO: Final = itertools.repeat(32)
@@ -307,13 +307,8 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         batch = self._batch
         if batch is None:
             batch = self._batch = _RecvBatch(*self._batch_shape)
-        fd, address, count, slot = self._fd, batch.msgs_address, batch.count, batch.slot
-        data, names, words, name_words = batch.data, batch.name_view, batch.words, batch.name_words
-        source, cache, remember = self._source, self._addr_cache, self._remember
+        fd, address, count, words = self._fd, batch.msgs_address, batch.count, batch.words
         decoder = self._metadata
-        ipv4 = self._family == socket.AF_INET
-        name_stride = _NAME_SIZE // 4
-        make = tuple.__new__
         for _ in range(16):
             batch.reset_names()
             n = _libc.recvmmsg(fd, address, count, MSG_DONTWAIT, None)
@@ -324,63 +319,48 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     return
                 raise OSError(err, errno.errorcode.get(err, "recvmmsg"))
             batch.used = n
-            if decoder is None:
-                lengths = words[_LEN_WORD : n * _STRIDE : _STRIDE].tolist()
-                if not any(words[_FLAGS_WORD : n * _STRIDE : _STRIDE].tolist()):
-                    # Fast path, the common batch (no metadata, nothing truncated): every
-                    # step below is one C-level pass over the batch (strided views of the
-                    # headers, map/zip), not Python code per datagram.
-                    self._hand_over(self._plain_batch(batch, n, lengths), sum(lengths))
-                    if n < count or self._closing:
-                        return
-                    continue
-            received: list[Datagram] = []
-            append = received.append
-            nbytes = 0
-            for i in range(n):
-                at = i * _STRIDE
-                if ipv4:
-                    # Fast path: sockaddr_in is two words (family and port, address); one int
-                    # key, no bytes object per datagram.
-                    w = i * name_stride
-                    key: Any = name_words[w] | name_words[w + 1] << 32
-                    addr = cache.get(key)
-                    if addr is None:
-                        addr = remember(key, source(bytes(names[w * 4 : w * 4 + 8])))
-                else:
-                    name = i * _NAME_SIZE
-                    raw = bytes(names[name : name + words[at + _NAMELEN_WORD]])
-                    addr = cache.get(raw) or remember(raw, source(raw))
-                size = words[at + _LEN_WORD]
-                start = i * slot
-                nbytes += size
-                # ctypes slicing of a char array makes the bytes object in one step.
-                payload: bytes = data[start : start + size]  # type: ignore[assignment]
-                if decoder is None and not words[at + _FLAGS_WORD] & MSG_TRUNC:
-                    host, port = addr
-                    # No metadata, not truncated (a literal tuple is the cheapest to build).
-                    fields = (payload, host, port, None, None, None, None, None, False)
-                    append(make(Datagram, fields))
-                    continue
-                base = i * batch.control
-                meta = (
-                    decoder.decode(
-                        batch.control_view[base : base + batch.control],
-                        words[at + _CONTROLLEN_WORD],
-                    )
-                    if decoder is not None
-                    else _NO_METADATA
+            lengths = words[_LEN_WORD : n * _STRIDE : _STRIDE].tolist()
+            flags = words[_FLAGS_WORD : n * _STRIDE : _STRIDE].tolist()
+            addrs = self._batch_sources(batch, n)
+            starts = range(0, n * batch.slot, batch.slot)
+            # ctypes slicing of a char array makes each payload's bytes object in one step
+            # (typeshed types a slice of a ctypes array as a list).
+            payloads: Iterator[Any] = map(
+                batch.data.__getitem__, map(slice, starts, map(add, starts, lengths))
+            )
+            if decoder is None and not any(flags):
+                # The common batch (no metadata, nothing truncated): the Datagram tuples are
+                # built by map/zip, with no Python code per datagram.
+                fields = zip(
+                    payloads,
+                    map(_HOST, addrs),
+                    map(_PORT, addrs),
+                    _NONES,
+                    _NONES,
+                    _NONES,
+                    _NONES,
+                    _NONES,
+                    _FALSES,
+                    strict=False,  # the repeats are endless: the payloads end the zip
                 )
-                append(self._special(payload, addr[0], addr[1], words[at + _FLAGS_WORD], meta))
-            self._hand_over(received, nbytes)
+                received = list(map(tuple.__new__, _DATAGRAM_TYPE, fields))
+            else:
+                received = [
+                    self._special(payload, addr[0], addr[1], flag, self._batch_meta(batch, i))
+                    for i, (payload, addr, flag) in enumerate(
+                        zip(payloads, addrs, flags, strict=False)
+                    )
+                ]
+            self._hand_over(received, sum(lengths))
             if n < count or self._closing:
                 return
 
-    def _plain_batch(self, batch: _RecvBatch, n: int, lengths: list[int]) -> list[Datagram]:
-        """The ``n`` datagrams recvmmsg put in ``batch``: no metadata, none truncated."""
+    def _batch_sources(self, batch: _RecvBatch, n: int) -> list[tuple[str, int]]:
+        """The (host, port) of each of the ``n`` datagrams in ``batch``, through the cache."""
         cache = self._addr_cache
         if self._family == socket.AF_INET:
-            # sockaddr_in is two words (family and port, address): one int key per source.
+            # sockaddr_in is two words (family and port, address): one int key per source,
+            # made for the whole batch by strided views, no bytes object per datagram.
             stride = _NAME_SIZE // 4
             names = batch.name_words
             first = names[0 : n * stride : stride].tolist()
@@ -393,29 +373,23 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     if addr is None:
                         raw = bytes(view[i * _NAME_SIZE : i * _NAME_SIZE + 8])
                         addrs[i] = self._remember(keys[i], self._source(raw))
-        else:
-            view, words = batch.name_view, batch.words
-            addrs = []
-            for i in range(n):
-                name = i * _NAME_SIZE
-                raw = bytes(view[name : name + words[i * _STRIDE + _NAMELEN_WORD]])
-                addrs.append(cache.get(raw) or self._remember(raw, self._source(raw)))
-        starts = range(0, n * batch.slot, batch.slot)
-        # ctypes slicing of a char array makes each payload's bytes object in one step.
-        payloads = map(batch.data.__getitem__, map(slice, starts, map(add, starts, lengths)))
-        fields = zip(
-            payloads,
-            map(_HOST, addrs),
-            map(_PORT, addrs),
-            _NONES,
-            _NONES,
-            _NONES,
-            _NONES,
-            _NONES,
-            _FALSES,
-            strict=False,  # the repeats are endless: the payloads end the zip
-        )
-        return list(map(tuple.__new__, _DATAGRAM_TYPE, fields))
+            return addrs
+        view, words = batch.name_view, batch.words
+        addrs = []
+        for i in range(n):
+            name = i * _NAME_SIZE
+            raw = bytes(view[name : name + words[i * _STRIDE + _NAMELEN_WORD]])
+            addrs.append(cache.get(raw) or self._remember(raw, self._source(raw)))
+        return addrs
+
+    def _batch_meta(self, batch: _RecvBatch, i: int) -> tuple[Any, ...]:
+        """The metadata of datagram ``i`` of ``batch`` (none when nobody asked for it)."""
+        decoder = self._metadata
+        if decoder is None:
+            return _NO_METADATA
+        base = i * batch.control
+        length = batch.words[i * _STRIDE + _CONTROLLEN_WORD]
+        return decoder.decode(batch.control_view[base : base + batch.control], length)
 
     def _special(
         self, payload: bytes, host: str, port: int, flags: int, meta: tuple[Any, ...]
@@ -588,8 +562,8 @@ class FastDatagramTransport(asyncio.DatagramTransport):
 
     def _sendmmsg(self, payloads: Sequence[bytes], addr: Any) -> int:
         if self._send_batch is None:
-            self._send_batch = _SendBatch()
-        return self._send_batch.send(self._fd, self._family, payloads, addr)
+            self._send_batch = _SendBatch(self._family)
+        return self._send_batch.send(self._fd, payloads, addr)
 
     def _queue(self, items: list[tuple[bytes, Any]]) -> None:
         was_empty = not self._pending
@@ -631,9 +605,10 @@ class _SendBatch:
     the last send: the iovecs when the sizes differ, the name when the destination does.
     """
 
-    __slots__ = ("addr", "data", "data_size", "iovs", "layout", "msgs", "name")
+    __slots__ = ("addr", "data", "data_size", "family", "iovs", "layout", "msgs", "name")
 
-    def __init__(self, count: int = 64) -> None:
+    def __init__(self, family: int, count: int = 64) -> None:
+        self.family = family
         self.iovs = (_IOVec * count)()
         self.msgs = (_MMsgHdr * count)()
         self.name = ctypes.create_string_buffer(_NAME_SIZE)
@@ -643,13 +618,16 @@ class _SendBatch:
         #: The payload sizes the iovecs describe now.
         self.layout: tuple[int, ...] = ()
         name = ctypes.addressof(self.name)
+        # The transport's family is fixed, and so is the length of every destination name.
+        namelen = 16 if family == socket.AF_INET else 28  # sockaddr_in / sockaddr_in6
         for i in range(count):
             hdr = self.msgs[i].msg_hdr
             hdr.msg_name = name
+            hdr.msg_namelen = namelen
             hdr.msg_iov = ctypes.addressof(self.iovs[i])
             hdr.msg_iovlen = 1
 
-    def send(self, fd: int, family: int, payloads: Sequence[bytes], addr: Any) -> int:
+    def send(self, fd: int, payloads: Sequence[bytes], addr: Any) -> int:
         """One sendmmsg of up to 64 ``payloads`` to ``addr``; return how many were sent."""
         count = min(len(payloads), len(self.msgs))
         if count < len(payloads):
@@ -670,10 +648,8 @@ class _SendBatch:
                 offset += size
             self.layout = layout
         if addr != self.addr:
-            raw = _sockaddr(family, addr)
+            raw = _sockaddr(self.family, addr)
             ctypes.memmove(self.name, raw, len(raw))
-            for msg in self.msgs:
-                msg.msg_hdr.msg_namelen = len(raw)
             self.addr = addr
         assert _libc is not None  # only made where sendmmsg exists
         sent = _libc.sendmmsg(fd, ctypes.addressof(self.msgs), count, MSG_DONTWAIT)

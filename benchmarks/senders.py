@@ -22,7 +22,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvloop
@@ -68,32 +68,40 @@ def plain_socket(interface_address: str) -> socket.socket:
 
 
 class Budget:
-    """The send loop's bounds: ``--count`` datagrams or ``--max-seconds``, whichever first."""
+    """The send loop's bounds and payloads: iterate it for the batches of payloads to send.
+
+    It yields ``--batch`` payloads at a time (payload_maker's) until ``--count`` datagrams
+    were yielded or ``--max-seconds`` passed (checked once per batch), whichever comes
+    first; ``sent`` is how many it yielded.
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.count: int = args.count
+        self.batch: int = args.batch
         self.deadline: float = time.monotonic() + float(args.max_seconds)
+        self.make = payload_maker(args.size)
+        self.sent = 0
 
-    def expired(self) -> bool:
-        """True once the time bound has passed (checked once per batch of datagrams)."""
-        return time.monotonic() > self.deadline
+    def __iter__(self) -> Iterator[list[bytes]]:
+        while self.sent < self.count and time.monotonic() <= self.deadline:
+            end = min(self.sent + self.batch, self.count)
+            payloads = self.make(self.sent, end)
+            self.sent = end
+            yield payloads
 
 
 def blocking_sender(args: argparse.Namespace) -> int:
     """``sock.sendto`` in a plain loop."""
     sock = plain_socket(args.ifaddr)
     destination = (args.group, args.port)
-    make, sendto, budget = payload_maker(args.size), sock.sendto, Budget(args)
-    sent = 0
+    sendto, budget = sock.sendto, Budget(args)
     try:
-        while sent < budget.count and not budget.expired():
-            end = min(sent + args.batch, budget.count)
-            for payload in make(sent, end):
+        for payloads in budget:
+            for payload in payloads:
                 sendto(payload, destination)
-            sent = end
     finally:
         sock.close()
-    return sent
+    return budget.sent
 
 
 async def loop_sender(args: argparse.Namespace) -> int:
@@ -103,18 +111,15 @@ async def loop_sender(args: argparse.Namespace) -> int:
         asyncio.DatagramProtocol, sock=plain_socket(args.ifaddr)
     )
     destination = (args.group, args.port)
-    make, sendto, budget = payload_maker(args.size), transport.sendto, Budget(args)
-    sent = 0
+    sendto, budget = transport.sendto, Budget(args)
     try:
-        while sent < budget.count and not budget.expired():
-            end = min(sent + args.batch, budget.count)
-            for payload in make(sent, end):
+        for payloads in budget:
+            for payload in payloads:
                 sendto(payload, destination)
-            sent = end
             await asyncio.sleep(0)
     finally:
         transport.close()
-    return sent
+    return budget.sent
 
 
 async def _open_aiomcast(args: argparse.Namespace) -> Any:
@@ -127,17 +132,14 @@ async def _open_aiomcast(args: argparse.Namespace) -> Any:
 async def aiomcast_send_sender(args: argparse.Namespace) -> int:
     """aiomcast ``await tx.send(payload)`` per datagram."""
     tx = await _open_aiomcast(args)
-    make, send, budget = payload_maker(args.size), tx.send, Budget(args)
-    sent = 0
+    send, budget = tx.send, Budget(args)
     try:
-        while sent < budget.count and not budget.expired():
-            end = min(sent + args.batch, budget.count)
-            for payload in make(sent, end):
+        for payloads in budget:
+            for payload in payloads:
                 await send(payload)
-            sent = end
     finally:
         await tx.aclose()
-    return sent
+    return budget.sent
 
 
 async def aiomcast_send_many_sender(args: argparse.Namespace, *, gso: bool = True) -> int:
@@ -150,15 +152,12 @@ async def aiomcast_send_many_sender(args: argparse.Namespace, *, gso: bool = Tru
         if not hasattr(tx, "send_many"):
             raise Skip("aiomcast's Sender has no send_many() yet")
         tx.gso = gso
-        make, send_many, budget = payload_maker(args.size), tx.send_many, Budget(args)
-        sent = 0
-        while sent < budget.count and not budget.expired():
-            end = min(sent + args.batch, budget.count)
-            await send_many(make(sent, end))
-            sent = end
+        send_many, budget = tx.send_many, Budget(args)
+        for payloads in budget:
+            await send_many(payloads)
     finally:
         await tx.aclose()
-    return sent
+    return budget.sent
 
 
 async def aiomcast_send_many_no_gso_sender(args: argparse.Namespace) -> int:

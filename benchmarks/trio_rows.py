@@ -4,8 +4,8 @@
 
 KIND is a receiver (``trio-aiomcast``, ``trio-aiomcast-batches``, ``trio-socket``) or a sender
 (``trio-aiomcast-send``, ``trio-aiomcast-send-many``, ``trio-socket-sendto``). The options,
-the per-datagram work (receivers.py's ``Tally``), the payloads and budget (senders.py's
-``payload_maker`` and ``Budget``), the ``ready`` line and the JSON line printed at the end are
+the per-datagram work (receivers.py's ``Tally``), the payloads and their budget
+(senders.py's ``Budget``), the ``ready`` line and the JSON line printed at the end are
 those of receivers.py and senders.py, so run.py can start these rows like the others: only
 the event loop differs. The aiomcast rows open their endpoints with ``aiomcast.anyio``
 (the fast transport with anyio tasks as reader and writer); ``trio-socket`` and
@@ -27,7 +27,7 @@ import anyio
 import trio
 from receivers import Tally, kernel_drops, multicast_socket, ready, until_idle
 from receivers import parse_args as receiver_args
-from senders import Budget, cpu_seconds, payload_maker, plain_socket
+from senders import Budget, cpu_seconds, plain_socket
 from senders import parse_args as sender_args
 
 import aiomcast.anyio
@@ -129,14 +129,11 @@ async def aiomcast_send_sender(args: argparse.Namespace) -> int:
     async with aiomcast.anyio.open_sender(
         args.group, args.port, interface=args.interface, ttl=1, loopback=False
     ) as tx:
-        make, send, budget = payload_maker(args.size), tx.send, Budget(args)
-        sent = 0
-        while sent < budget.count and not budget.expired():
-            end = min(sent + args.batch, budget.count)
-            for payload in make(sent, end):
+        send, budget = tx.send, Budget(args)
+        for payloads in budget:
+            for payload in payloads:
                 await send(payload)
-            sent = end
-        return sent
+        return budget.sent
 
 
 async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
@@ -144,30 +141,24 @@ async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
     async with aiomcast.anyio.open_sender(
         args.group, args.port, interface=args.interface, ttl=1, loopback=False
     ) as tx:
-        make, send_many, budget = payload_maker(args.size), tx.send_many, Budget(args)
-        sent = 0
-        while sent < budget.count and not budget.expired():
-            end = min(sent + args.batch, budget.count)
-            await send_many(make(sent, end))
-            sent = end
-        return sent
+        send_many, budget = tx.send_many, Budget(args)
+        for payloads in budget:
+            await send_many(payloads)
+        return budget.sent
 
 
 async def trio_socket_sender(args: argparse.Namespace) -> int:
     """trio's own socket: ``await sock.sendto(payload, destination)`` per datagram."""
     sock = trio.socket.from_stdlib_socket(plain_socket(args.ifaddr))
     destination = (args.group, args.port)
-    make, sendto, budget = payload_maker(args.size), sock.sendto, Budget(args)
-    sent = 0
+    sendto, budget = sock.sendto, Budget(args)
     try:
-        while sent < budget.count and not budget.expired():
-            end = min(sent + args.batch, budget.count)
-            for payload in make(sent, end):
+        for payloads in budget:
+            for payload in payloads:
                 await sendto(payload, destination)
-            sent = end
     finally:
         sock.close()
-    return sent
+    return budget.sent
 
 
 TrioReceiver = Callable[[Tally, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
