@@ -126,8 +126,17 @@ def enter_private_network() -> None:
 
 def _sysctls_for_tests(namespace: str | None) -> None:
     # No duplicate address detection: IPv6 addresses are usable at once, not "tentative".
+    # No router solicitations: the lab has no IPv6 router advertisements to ask for, and a
+    # host's solicitations (sent again every few seconds after a link comes up, on Linux 6.x
+    # without end) would be traffic that no test sent, seen by the captures (pinned in
+    # tests/test_safety.py).
     prefix = ["ip", "netns", "exec", namespace] if namespace else []
-    for key in ("net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"):
+    for key in (
+        "net.ipv6.conf.all.accept_dad",
+        "net.ipv6.conf.default.accept_dad",
+        "net.ipv6.conf.all.router_solicitations",
+        "net.ipv6.conf.default.router_solicitations",
+    ):
         _run([*prefix, "sysctl", "-qw", f"{key}=0"], check=False)
 
 
