@@ -32,7 +32,7 @@ from typing import Any, Final, Generic, NamedTuple, Self, TypeGuard, TypeVar, fi
 
 from anyio import TypedAttributeProvider
 
-from . import _socket
+from . import _fastio, _socket
 from ._address import (
     DEFAULT_LOOPBACK,
     DEFAULT_TTL,
@@ -705,6 +705,12 @@ class _ReceiveAPI(_Core):
         return int(self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
     def __aiter__(self) -> AsyncIterator[Datagram]:
+        # Fast path: the C iterator (_speedups.c) hands over queued datagrams without a
+        # coroutine per datagram, and calls __anext__ only when the queue is empty (to wait,
+        # to raise BusyError or to end the iteration). Looked up here, at each ``async for``,
+        # so the tests can run the pure-Python stand-in.
+        if _fastio.QueueIterator is not None:
+            return _fastio.QueueIterator(self._protocol.queue, self.__anext__)
         return self
 
     async def _receive(self) -> Datagram:

@@ -31,7 +31,12 @@ from ._metadata import CONTROL_SIZE, MetadataDecoder
 from ._options import PLATFORM
 from ._protocol import Datagram
 
-__all__ = ["FastDatagramTransport", "batch_receiver_available"]
+__all__ = [
+    "FastDatagramTransport",
+    "QueueIterator",
+    "batch_receiver_available",
+    "speedups_available",
+]
 
 SOL_UDP: Final = 17
 UDP_SEGMENT: Final = 103
@@ -86,6 +91,18 @@ _PORT: Final = operator.itemgetter(1)
 #: The metadata fields of a Datagram when none was asked for.
 _NO_METADATA: Final = (None, None, None, None, None)
 
+# The receive fast path in C (_speedups.c), built where a compiler was at install time; the
+# pure-Python readers below do the same work where it is missing, and always for metadata.
+BatchReader: type[_speedups.BatchReader] | None = None
+QueueIterator: type[_speedups.QueueIterator] | None = None
+try:
+    from . import _speedups
+except ImportError:  # pragma: no cover - installed without the C extension
+    pass
+else:
+    BatchReader = _speedups.BatchReader
+    QueueIterator = _speedups.QueueIterator
+
 _libc: Any = None
 if PLATFORM == "linux":
     try:
@@ -107,6 +124,11 @@ if PLATFORM == "linux":
 def batch_receiver_available() -> bool:
     """Whether recvmmsg / sendmmsg are usable here (Linux with glibc or musl)."""
     return _libc is not None
+
+
+def speedups_available() -> bool:
+    """Whether the receive fast path in C (aiomcast._speedups) was built and loads."""
+    return BatchReader is not None
 
 
 class _RecvBatch:
@@ -202,6 +224,10 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         self._batched = _libc is not None and not gro
         self._batch_shape = (batch, slot, CONTROL_SIZE if metadata is not None else 0)
         self._batch: _RecvBatch | None = None
+        # Without metadata the C reader does it all, GRO included; made on the first read.
+        self._reader_type = BatchReader if metadata is None else None
+        self._native = self._reader_type is not None
+        self._reader: _speedups.BatchReader | None = None
         self._gro_buffer = bytearray(65536) if gro else None
         self._slot = slot
         self._one = memoryview(bytearray(min(slot, 65536)))
@@ -277,7 +303,9 @@ class FastDatagramTransport(asyncio.DatagramTransport):
 
     def _on_readable(self) -> None:
         try:
-            if self._batched:
+            if self._native:
+                self._read_native()
+            elif self._batched:
                 # A datagram that arrives after a quiet spell finds the CPU idle and its
                 # caches cold, and its latency is then the amount of code it runs: it is read
                 # alone through the socket module (as the loops' transports do). Readiness
@@ -297,6 +325,30 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                         return
         except OSError as exc:
             self._protocol.error_received(exc)
+
+    # Hot path (C): one recvmmsg per call of the reader, which builds the Datagram tuples
+    # itself; at most 16 calls per readiness event so the loop stays fair to other tasks.
+    def _read_native(self) -> None:
+        reader = self._reader
+        if reader is None:
+            assert self._reader_type is not None  # _native says so
+            count, slot, _control = self._batch_shape
+            reader = self._reader = self._reader_type(
+                self._fd, self._family, Datagram, count=count, slot=slot, gro=self._gro
+            )
+        count = reader.count
+        for _ in range(16):
+            got = reader.read()
+            if got is None:
+                return
+            received, nbytes, truncated, messages = got
+            if truncated:
+                counters = getattr(self._protocol, "counters", None)
+                if counters is not None:
+                    counters.truncated += truncated
+            self._hand_over(received, nbytes)
+            if messages < count or self._closing:
+                return
 
     # Hot path: drain the socket with recvmmsg, at most 16 batches per readiness event so the
     # loop stays fair to other tasks. Lengths, flags and source addresses are read through

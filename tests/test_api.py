@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import pathlib
 
 import pytest
@@ -83,3 +84,13 @@ def test_run_uses_uvloop_and_leaves_the_policy_alone() -> None:
     assert aiomcast.run(which()).startswith("uvloop")
     assert aiomcast.run(which(), use_uvloop=False).startswith("asyncio")
     assert asyncio.get_event_loop_policy() is policy
+
+
+def test_the_c_reader_is_built_where_ci_runs() -> None:
+    # CI installs with a compiler: the extension must be there, or the fast path tests would
+    # only prove its pure-Python stand-in.
+    from aiomcast._fastio import speedups_available
+
+    if not (os.environ.get("CI") or speedups_available()):
+        pytest.skip("aiomcast._speedups was not built (no C compiler at install time)")
+    assert speedups_available(), "aiomcast._speedups was not built"

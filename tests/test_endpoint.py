@@ -28,10 +28,17 @@ from tests.helpers import (
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture(autouse=True, params=["fast", "protocol"])
+@pytest.fixture(autouse=True, params=["fast", "fast-python", "protocol"])
 def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run every test here on aiomcast's batching transport and on the loop's own."""
-    monkeypatch.setattr(aiomcast._endpoint, "default_fast", request.param == "fast")
+    """Run every test here on aiomcast's batching transport and on the loop's own.
+
+    ``fast`` reads with the C reader (_speedups.c), ``fast-python`` with the pure-Python
+    readers that stand in where the extension is not built.
+    """
+    monkeypatch.setattr(aiomcast._endpoint, "default_fast", request.param != "protocol")
+    if request.param == "fast-python":
+        monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
+        monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
     return str(request.param)
 
 

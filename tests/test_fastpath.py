@@ -18,6 +18,15 @@ from tests.helpers import Link, LinkPair, collect, require_root
 pytestmark = pytest.mark.asyncio
 
 
+@pytest.fixture(autouse=True, params=["native", "python"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test here with the C reader (_speedups.c) and with the pure-Python readers."""
+    if request.param == "python":
+        monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
+        monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
+    return str(request.param)
+
+
 async def test_fast_transport_is_the_default_where_supported(link: Link) -> None:
     assert batch_receiver_available()
     async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
@@ -333,7 +342,7 @@ async def test_send_many_fast_check_names_what_is_wrong(link: Link) -> None:
 
 
 def _has_recvmmsg_state(transport: FastDatagramTransport) -> bool:
-    return transport._batch is not None
+    return transport._batch is not None or transport._reader is not None
 
 
 async def test_recvmmsg_buffers_are_made_on_the_first_busy_read(link: Link) -> None:

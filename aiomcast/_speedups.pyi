@@ -1,0 +1,33 @@
+# Types of the C extension aiomcast._speedups (_speedups.c).
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import final
+
+from ._protocol import Datagram
+
+@final
+class BatchReader:
+    """Preallocated recvmmsg state for one socket; read() returns Datagram tuples."""
+
+    def __init__(
+        self,
+        fd: int,
+        family: int,
+        datagram_type: type[Datagram],
+        count: int = 64,
+        slot: int = 65536,
+        gro: bool = False,
+    ) -> None: ...
+    @property
+    def count(self) -> int:
+        """The recvmmsg slots of one read()."""
+    def read(self) -> tuple[list[Datagram], int, int, int] | None:
+        """One recvmmsg call: (datagrams, payload bytes, truncated, messages) or None."""
+
+@final
+class QueueIterator:
+    """Async iterator over a deque of datagrams; ``wait()`` when it is empty."""
+
+    def __init__(self, queue: deque[Datagram], wait: Callable[[], Awaitable[Datagram]]) -> None: ...
+    def __aiter__(self) -> QueueIterator: ...
+    def __anext__(self) -> Awaitable[Datagram]: ...
