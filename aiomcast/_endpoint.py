@@ -1469,7 +1469,10 @@ def open_receiver(
             aiomcast's own transport; None (default) wherever supported (Linux), False for
             the event loop's own DatagramProtocol transport.
         gro: ask the kernel to coalesce datagrams (UDP_GRO) and split them here; implies the
-            fast path.
+            fast path. Caution: when the receive buffer is full the kernel drops a coalesced
+            buffer whole and counts it as one drop, however many datagrams it carried, so
+            ``stats.kernel_dropped`` is then a lower bound (pinned by a test); give such a
+            receiver a large ``receive_buffer``, or count losses with sequence numbers.
         receive_buffer: request this SO_RCVBUF size in bytes (SO_RCVBUFFORCE when the
             limit net.core.rmem_max is lower and the process may); read what the kernel
             granted from ``receive_buffer``.

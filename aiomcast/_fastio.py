@@ -333,8 +333,16 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         if reader is None:
             assert self._reader_type is not None  # _native says so
             count, slot, _control = self._batch_shape
+            # With GRO a slot holds a coalesced buffer (up to 64 KiB) and max_size cuts each
+            # datagram split from it; without, the kernel cuts at the slot (MSG_TRUNC).
             reader = self._reader = self._reader_type(
-                self._fd, self._family, Datagram, count=count, slot=slot, gro=self._gro
+                self._fd,
+                self._family,
+                Datagram,
+                count=count,
+                slot=65536 if self._gro else slot,
+                gro=self._gro,
+                limit=slot,
             )
         count = reader.count
         for _ in range(16):
@@ -506,14 +514,19 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                 if level == SOL_UDP and kind == UDP_GRO:
                     size = int.from_bytes(value[:4], "little") or length
             meta = decoder.decode_items(ancdata) if decoder is not None else _NO_METADATA
-            truncated = bool(flags & MSG_TRUNC)  # impossible: GRO buffers hold 64 KiB
-            host, port = str(addr[0]), int(addr[1])
-            received = [
-                Datagram(bytes(view[start : min(start + size, length)]), host, port, *meta)
-                for start in range(0, max(length, 1), size or 1)
-            ]
-            if truncated:
-                received[-1] = received[-1]._replace(truncated=True)
+            host = str(addr[0]).partition("%")[0]
+            port = int(addr[1])
+            # The buffer holds 64 KiB, so the kernel cuts nothing (MSG_TRUNC stays clear); a
+            # datagram longer than max_size (the slot) is cut here, as the C reader does.
+            limit = self._slot
+            received = []
+            for start in range(0, max(length, 1), size or 1):
+                whole = min(start + size, length) - start
+                payload = bytes(view[start : start + min(whole, limit)])
+                if whole > limit or flags & MSG_TRUNC:
+                    received.append(self._special(payload, host, port, MSG_TRUNC, meta))
+                else:
+                    received.append(Datagram(payload, host, port, *meta))
             self._hand_over(received, length)
             if self._closing:
                 return

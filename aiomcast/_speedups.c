@@ -48,6 +48,7 @@ typedef struct {
     int gro;
     unsigned int count;
     size_t slot;
+    size_t limit; /* the longest payload kept whole (a GRO segment longer than this is cut) */
     PyTypeObject *datagram_type;
     char *data;
     struct mmsghdr *msgs;
@@ -78,13 +79,14 @@ static void reader_dealloc(BatchReader *self) {
 }
 
 static int reader_init(BatchReader *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"fd", "family", "datagram_type", "count", "slot", "gro", NULL};
+    static char *keywords[] = {"fd",   "family", "datagram_type", "count",
+                               "slot", "gro",    "limit",         NULL};
     int fd, family, gro = 0;
     PyObject *datagram_type;
     unsigned int count = 64;
-    Py_ssize_t slot = 65536;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiO|Inp", keywords, &fd, &family,
-                                     &datagram_type, &count, &slot, &gro)) {
+    Py_ssize_t slot = 65536, limit = 65536;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiO|Inpn", keywords, &fd, &family,
+                                     &datagram_type, &count, &slot, &gro, &limit)) {
         return -1;
     }
     if (self->msgs != NULL) {
@@ -109,11 +111,16 @@ static int reader_init(BatchReader *self, PyObject *args, PyObject *kwds) {
         PyErr_Format(PyExc_ValueError, "slot %zd is outside 1-65536", slot);
         return -1;
     }
+    if (limit < 1 || limit > 65536) {
+        PyErr_Format(PyExc_ValueError, "limit %zd is outside 1-65536", limit);
+        return -1;
+    }
     self->fd = fd;
     self->family = family;
     self->gro = gro;
     self->count = count;
     self->slot = (size_t)slot;
+    self->limit = (size_t)limit;
     Py_INCREF(datagram_type);
     self->datagram_type = (PyTypeObject *)datagram_type;
     self->data = PyMem_RawMalloc((size_t)count * (size_t)slot);
@@ -301,7 +308,6 @@ static PyObject *reader_read(BatchReader *self, PyObject *Py_UNUSED(ignored)) {
         if (length > self->slot) {
             length = self->slot;
         }
-        truncated += cut;
         nbytes += length;
         PyObject *host, *port;
         if (reader_source(self, &self->names[i], hdr->msg_namelen, &host, &port) < 0) {
@@ -319,10 +325,13 @@ static PyObject *reader_read(BatchReader *self, PyObject *Py_UNUSED(ignored)) {
         size_t start = 0;
         do {
             size_t size = length - start < step ? length - start : step;
-            /* Only the last piece of a cut buffer is cut. */
-            int last = start + size >= length;
-            PyObject *item = make_datagram(self->datagram_type, base + start, (Py_ssize_t)size,
-                                           host, port, cut && last);
+            /* Only the last piece of a buffer the kernel cut is cut; a GRO segment longer
+             * than the limit is cut here. */
+            int short_of = (cut && start + size >= length) || size > self->limit;
+            truncated += short_of;
+            PyObject *item = make_datagram(self->datagram_type, base + start,
+                                           (Py_ssize_t)(size > self->limit ? self->limit : size),
+                                           host, port, short_of);
             if (item == NULL) {
                 Py_DECREF(host);
                 Py_DECREF(port);
@@ -353,8 +362,11 @@ static PyGetSetDef reader_getset[] = {
 };
 
 PyDoc_STRVAR(reader_doc,
-             "BatchReader(fd, family, datagram_type, count=64, slot=65536, gro=False)\n\n"
-             "Preallocated recvmmsg state for one socket; read() returns Datagram tuples.");
+             "BatchReader(fd, family, datagram_type, count=64, slot=65536, gro=False,\n"
+             "            limit=65536)\n\n"
+             "Preallocated recvmmsg state for one socket; read() returns Datagram tuples.\n"
+             "``slot``: bytes per recvmmsg slot (longer datagrams come back cut, MSG_TRUNC);\n"
+             "``limit``: the longest payload kept (GRO segments longer than it are cut).");
 
 static PyTypeObject BatchReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0)

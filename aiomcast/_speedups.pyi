@@ -17,6 +17,7 @@ class BatchReader:
         count: int = 64,
         slot: int = 65536,
         gro: bool = False,
+        limit: int = 65536,
     ) -> None: ...
     @property
     def count(self) -> int:

@@ -79,6 +79,30 @@ async def test_gro_receiver_splits_coalesced_datagrams(link: Link) -> None:
     assert [d.payload for d in got] == payloads
 
 
+@pytest.mark.parametrize("metadata", [False, True], ids=["plain", "metadata"])
+async def test_gro_receiver_cuts_each_datagram_at_max_size(link: Link, metadata: bool) -> None:
+    # A coalesced buffer is read whole (64 KiB) and split; max_size then cuts each datagram
+    # split from it, flags it and counts it: none of the buffer's datagrams goes missing.
+    count, limit = 256, 40
+    payloads = [n.to_bytes(2, "big") * 32 for n in range(count)]
+    async with aiomcast.open_receiver(
+        link.group,
+        0,
+        interface=link.interface,
+        gro=True,
+        max_size=limit,
+        metadata=metadata,
+        receive_buffer=8 << 20,
+    ) as rx:
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            await tx.send_many(payloads)
+            got = await collect(rx, count, timeout=5)
+            stats = rx.stats
+    assert [d.payload for d in got] == [p[:limit] for p in payloads]
+    assert all(d.truncated for d in got)
+    assert (stats.received, stats.truncated) == (count, count)
+
+
 async def test_kernel_drops_are_counted_exactly(link: Link) -> None:
     # A small receive buffer overflows: every datagram is either received or counted as a
     # kernel drop (SO_MEMINFO), none is lost uncounted.
@@ -93,6 +117,30 @@ async def test_kernel_drops_are_counted_exactly(link: Link) -> None:
             stats = rx.stats
     assert stats.kernel_dropped > 0
     assert stats.received + stats.kernel_dropped == sent
+
+
+@pytest.mark.parametrize("gro", [False, True], ids=["plain", "gro"])
+async def test_kernel_counts_a_dropped_coalesced_buffer_once(wire_link: Link, gro: bool) -> None:
+    # Pinned kernel behaviour (Linux 6.18): a UDP_GRO socket whose buffer is full drops a
+    # coalesced buffer whole and adds one to its drop count (SO_MEMINFO, SO_RXQ_OVFL),
+    # however many datagrams it carried. Without GRO every datagram is counted; with it
+    # kernel_dropped is a lower bound (what the gro= docstring and the README say).
+    link, segments, sends = wire_link, 64, 100
+    async with aiomcast.open_receiver(
+        link.group, 0, interface=link.interface, receive_buffer=4096, gro=gro
+    ) as rx:
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            for n in range(sends):  # no await that yields: the receiver reads nothing meanwhile
+                await tx.send_many([n.to_bytes(2, "big") * 32] * segments)
+            assert tx.stats.sent == sends * segments
+            await asyncio.sleep(0.3)
+            stats = rx.stats
+    sent = sends * segments
+    assert stats.kernel_dropped > 0
+    if gro:
+        assert stats.received + segments * stats.kernel_dropped == sent
+    else:
+        assert stats.received + stats.kernel_dropped == sent
 
 
 async def test_large_receive_buffer_is_granted(link: Link) -> None:
@@ -361,6 +409,31 @@ async def test_recvmmsg_buffers_are_made_on_the_first_busy_read(link: Link) -> N
             assert not _has_recvmmsg_state(tx._transport)
         assert _has_recvmmsg_state(rx._transport)
     assert [d.payload for d in got] == payloads
+
+
+async def test_sources_beyond_the_readers_cache_keep_their_own_address() -> None:
+    # The C reader caches the (host, port) of recent sources in 64 places: 150 sources sent
+    # round-robin evict each other all the time, and every datagram still names its own.
+    socks = []
+    for n in range(150):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((f"127.0.{n // 100}.{n % 100 + 1}", 0))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+        socks.append(sock)
+    try:
+        async with aiomcast.open_receiver(
+            "239.1.2.3", 0, interface="lo", receive_buffer=8 << 20
+        ) as rx:
+            for _ in range(3):
+                for n, sock in enumerate(socks):
+                    sock.sendto(n.to_bytes(2, "big"), ("239.1.2.3", rx.port))
+            got = await collect(rx, 450, timeout=5)
+        names = [sock.getsockname() for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+    for datagram in got:
+        assert (datagram.source, datagram.source_port) == names[int.from_bytes(datagram.payload)]
 
 
 async def test_batches_name_each_datagrams_own_source() -> None:
