@@ -19,6 +19,7 @@ import ctypes.util
 import errno
 import itertools
 import operator
+import os
 import socket
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -93,6 +94,8 @@ _NO_METADATA: Final = (None, None, None, None, None)
 
 # The receive fast path in C (_speedups.c), built where a compiler was at install time; the
 # pure-Python readers below do the same work where it is missing, and always for metadata.
+# AIOMCAST_PURE_PYTHON=1 in the environment leaves the extension unused (to compare, or to
+# rule it out when something goes wrong).
 BatchReader: type[_speedups.BatchReader] | None = None
 QueueIterator: type[_speedups.QueueIterator] | None = None
 try:
@@ -100,8 +103,9 @@ try:
 except ImportError:  # pragma: no cover - installed without the C extension
     pass
 else:
-    BatchReader = _speedups.BatchReader
-    QueueIterator = _speedups.QueueIterator
+    if os.environ.get("AIOMCAST_PURE_PYTHON", "") in ("", "0"):
+        BatchReader = _speedups.BatchReader
+        QueueIterator = _speedups.QueueIterator
 
 _libc: Any = None
 if PLATFORM == "linux":

@@ -25,6 +25,7 @@ import argparse
 import array
 import asyncio
 import json
+import os
 import socket
 import struct
 import sys
@@ -297,6 +298,19 @@ async def aiomcast_receiver(tally: Tally, args: argparse.Namespace) -> dict[str,
         return _aiomcast_extra(rx, sock)
 
 
+async def aiomcast_python_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
+    """aiomcast per datagram on its pure-Python readers (AIOMCAST_PURE_PYTHON=1, set by main).
+
+    What an install without a C compiler gets: the same ``async for`` without the C
+    extension (recvmmsg through ctypes, a coroutine per datagram).
+    """
+    from aiomcast import _fastio
+
+    if _fastio.BatchReader is not None:
+        raise Skip("AIOMCAST_PURE_PYTHON was not honoured: the C reader is in use")
+    return await aiomcast_receiver(tally, args)
+
+
 async def _aiomcast_batches(
     tally: Tally, args: argparse.Namespace, **options: Any
 ) -> dict[str, Any]:
@@ -389,6 +403,7 @@ ASYNC_RECEIVERS: dict[str, tuple[str, AsyncReceiver]] = {
     "uvloop-protocol": ("uvloop", protocol_receiver),
     "asyncio-dgram": ("asyncio", asyncio_dgram_receiver),
     "aiomcast": ("uvloop", aiomcast_receiver),
+    "aiomcast-python": ("uvloop", aiomcast_python_receiver),
     "aiomcast-batches": ("uvloop", aiomcast_batches_receiver),
     "aiomcast-gro": ("uvloop", aiomcast_gro_receiver),
 }
@@ -412,6 +427,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.kind == "aiomcast-python":
+        os.environ["AIOMCAST_PURE_PYTHON"] = "1"  # before aiomcast is imported
     tally = Tally(args.expect, args.format, args.latency)
     try:
         if args.kind == "blocking":

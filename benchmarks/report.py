@@ -91,7 +91,12 @@ def _loss_free_target(results: dict[str, Any], peer: str, factor: float) -> dict
     if theirs is None:
         note = f"{peer} lost at every rate, so the ratio is unbounded"
         return _target(name, f">= {factor:g}x", measured, None, True, note)
-    note = "rates of this run's grid: each lost at the next rate up"
+    lost = results.get("summary", {})
+    mine_lost, theirs_lost = lost.get(PER_DATAGRAM, {}), lost.get(peer, {})
+    note = (
+        f"each lost at the next rate tried: {_rate_or_none(mine_lost.get('lost_at'))} and "
+        f"{_rate_or_none(theirs_lost.get('lost_at'))}"
+    )
     if mine_bound:
         note = "aiomcast lost nothing even unpaced: the ratio is a lower bound (sender-bound)"
     if theirs_bound:
@@ -365,18 +370,20 @@ def _rate_table(
     for receiver, by_rate in table.items():
         row = [receiver, *(_cell(by_rate.get(rate)) for rate in rates)]
         if summary is not None:
-            row.append(_loss_free(summary.get(receiver, {}).get("loss_free_rate"), by_rate))
+            row.append(_loss_free(summary.get(receiver, {}), by_rate))
         rows.append(row)
     return _table(header, rows)
 
 
-def _loss_free(best: float | None, by_rate: dict[int, dict[str, Any]]) -> str:
+def _loss_free(summary: dict[str, Any], by_rate: dict[int, dict[str, Any]]) -> str:
+    best, lost_at = summary.get("loss_free_rate"), summary.get("lost_at")
+    lost = f" (lost at {lost_at / 1e3:,.0f}k)" if lost_at is not None else ""
     if best is None:
-        return "none"
+        return "none" + lost
     unpaced = by_rate.get(0)
-    if unpaced is not None and unpaced["loss"] < LOSS_FREE:
+    if unpaced is not None and unpaced["loss"] < LOSS_FREE and lost_at is None:
         return f">= {best / 1e3:,.0f}k/s (sender-bound)"
-    return f"{best / 1e3:,.0f}k/s"
+    return f"{best / 1e3:,.0f}k/s{lost}"
 
 
 def _latency_table(points: list[dict[str, Any]]) -> list[str]:
@@ -540,8 +547,11 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
         f"Load: {load_label(meta)}. " + _offered_line(results["sweep"], meta["rates"]),
         "",
         *_rate_table(results["sweep"], meta["rates"], results.get("summary", {})),
-        "Loss-free: the highest offered rate with less than "
-        f"{meta['loss_free_threshold'] * 100:g} % loss ('max' counts at the rate reached)."
+        "Loss-free: the highest offered rate that, like every lower one, lost less than "
+        f"{meta['loss_free_threshold'] * 100:g} % ('max' counts at the rate reached), after "
+        f"{meta.get('refine_steps', 0)} bisection steps between a receiver's last loss-free "
+        "rate of the grid and the first one it lost at (the refined points are in the JSON); "
+        "'lost at' is the lowest rate above it that lost."
         + (TRIO_NOTE if any(p["receiver"].startswith("trio-") for p in results["sweep"]) else ""),
         "",
     ]
@@ -577,9 +587,9 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
         "",
         *_sender_table(results["senders"]),
         "CPU per datagram: the sender's own send loop (getrusage); iperf2's whole process. "
-        "The sender's CPU also carries part of the kernel's delivery (all of it on lo or with "
-        "--no-rps). Delivered % is what the C receiver kept up with, not a property of the "
-        "sender.",
+        "With RPS on the receiving veth the receiving kernel path runs on the receiver's CPU, "
+        "as when the receivers are other hosts (over lo the sender's CPU carries all of it). "
+        "Delivered % is what the C receiver kept up with, not a property of the sender.",
         "",
     ]
     if results["skipped"]:

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Self
@@ -63,6 +63,7 @@ PYTHON_RECEIVERS: Final = [
     "aiomcast",
     "aiomcast-batches",
     "aiomcast-gro",
+    "aiomcast-python",
     "trio-aiomcast",
     "trio-aiomcast-batches",
     "trio-socket",
@@ -110,6 +111,9 @@ class Profile:
     memory_seconds: float
     sender_seconds: float
     unpaced_point: bool  # an unpaced "max" point even when the load reaches every rate
+    #: Bisection steps after the sweep, between a receiver's last loss-free rate and the
+    #: first rate it lost at: its loss-free rate to within (bracket / 2**steps).
+    refine_steps: int
 
 
 FULL: Final = Profile(
@@ -121,6 +125,7 @@ FULL: Final = Profile(
     memory_seconds=10.0,
     sender_seconds=2.0,
     unpaced_point=True,
+    refine_steps=4,
 )
 QUICK: Final = Profile(
     rates=(50_000, 100_000, 200_000, 400_000, 600_000, 700_000, 800_000, 1_000_000),
@@ -131,6 +136,7 @@ QUICK: Final = Profile(
     memory_seconds=10.0,
     sender_seconds=1.0,
     unpaced_point=False,
+    refine_steps=3,
 )
 
 
@@ -164,6 +170,23 @@ class Setup:
     receiver: Side
     mode: str  # "lab" or "loopback"
     notes: tuple[str, ...]
+    #: Moves the receiving veth's kernel path to the receiver's CPU (True, RPS) or leaves it
+    #: on the sender's (False); None over lo, where there is no such choice.
+    set_rps: Callable[[bool], None] | None = None
+    #: The receivers' layout (the sender rows always run with RPS: see measure_sender).
+    receiver_rps: bool = False
+
+    @contextlib.contextmanager
+    def rps(self, on: bool) -> Iterator[None]:
+        """RPS ``on`` for a block, then the receivers' layout again."""
+        if self.set_rps is None:
+            yield
+            return
+        self.set_rps(on)
+        try:
+            yield
+        finally:
+            self.set_rps(self.receiver_rps)
 
 
 def cpus_for_sides() -> tuple[int, int, str | None]:
@@ -210,28 +233,42 @@ def traffic_setup(interface: str | None, rps: bool) -> Iterator[Setup]:
         with lab.Lab(prefix="amcb") as net:
             net.build("hosts tx rx\nnet 1 tx rx\n")
             tx, rx = net["tx"], net["rx"]
-            # A veth pair delivers on the sending CPU: without RPS the receiving side's IP and
-            # UDP work (and the socket wake-ups) would be billed to the sender.
+            # A veth pair delivers on the sending CPU. Receivers run without RPS by default:
+            # the receiving side's IP and UDP work then runs on the sender's CPU, and the
+            # receiver's CPU does the receiver's own work only (the layout of the issue's
+            # table). Senders run with RPS, which moves that work to the receiver's CPU, so
+            # the sender's CPU does the sender's own work only (measure_sender).
+            mask = f"{1 << rx_cpu:x}"
+
+            def set_rps(on: bool) -> None:
+                path = "/sys/class/net/n1/queues/rx-0/rps_cpus"
+                rx.run("sh", "-c", f"echo {mask if on else 0} > {path}")
+
+            set_rps(rps)
             if rps:
-                mask = f"{1 << rx_cpu:x}"
-                rx.run("sh", "-c", f"echo {mask} > /sys/class/net/n1/queues/rx-0/rps_cpus")
                 notes.append(
-                    "RPS on the receiving veth: the receiving kernel path (IP, UDP, socket "
-                    f"buffer) runs on the receiver's CPU {rx_cpu}, as on a receiving host; the "
-                    "receiver's rusage includes the part of it that interrupted the receiver"
+                    "--rps: the receiving kernel path (IP, UDP, socket buffer) runs on the "
+                    f"receiver's CPU {rx_cpu}, as on a receiving host whose interrupts land on "
+                    "the application's CPU; the receiver's rusage includes the part of it that "
+                    "interrupted the receiver"
                 )
             else:
                 notes.append(
-                    "--no-rps: the receiving kernel path runs on the sender's CPU "
-                    f"{tx_cpu} (veth's default); receiver CPU is the receiver's own work only, "
-                    "and the sender's CPU bounds every rate"
+                    f"receivers: the receiving kernel path runs on the sender's CPU {tx_cpu} "
+                    "(veth's default); receiver CPU is the receiver's own work only"
                 )
+            notes.append(
+                "senders: RPS on the receiving veth moves the receiving kernel path to CPU "
+                f"{rx_cpu}, so the sender's CPU {tx_cpu} does the sender's own work only"
+            )
             try:
                 yield Setup(
                     Side(tuple(tx.command()), tx_cpu, "n1", tx.address(1)),
                     Side(tuple(rx.command()), rx_cpu, "n1", rx.address(1)),
                     "lab",
                     tuple(notes),
+                    set_rps,
+                    rps,
                 )
             finally:
                 kill_children()  # nothing may keep a namespace alive
@@ -751,12 +788,24 @@ LOAD_QUANTUM_US: Final = 50.0
 SENDER_COUNT_CAP: Final = 5_000_000
 
 
-def measure_sender(bench: Bench, sender: str, seconds: float) -> dict[str, Any]:
+def measure_sender(
+    bench: Bench, sender: str, seconds: float, *, layout: str = "sender"
+) -> dict[str, Any]:
     """One sender, unpaced for ``seconds``: datagrams/s it reaches, CPU per datagram, arrivals.
 
     mcsend.c and the Python senders time their own send loop (getrusage around it); iperf2's
-    CPU is its whole process's rusage. The C receiver counts what arrived.
+    CPU is its whole process's rusage. The C receiver counts what arrived. ``layout``
+    "sender" runs it with RPS (the receiving kernel path off the sender's CPU, as when the
+    receivers are other hosts); "receiver" in the receivers' layout (the calibration of the
+    sweep's load).
     """
+    with bench.setup.rps(layout == "sender" or bench.setup.receiver_rps):
+        row = _measure_sender(bench, sender, seconds)
+    row["layout"] = layout
+    return row
+
+
+def _measure_sender(bench: Bench, sender: str, seconds: float) -> dict[str, Any]:
     port = bench.next_port()
     fmt = "iperf2" if sender == "iperf2" else "seq"
     count = SENDER_COUNT_CAP
@@ -852,9 +901,23 @@ def probe(mode: str) -> dict[str, str]:
 
 
 def loss_free_rate(points: list[dict[str, Any]]) -> float | None:
-    """The highest offered rate with loss below 0.1 % (the achieved rate for the unpaced point)."""
-    rates = [float(p["rate_target"] or p["sender_rate"]) for p in points if p["loss"] < LOSS_FREE]
-    return max(rates) if rates else None
+    """The highest offered rate that, like every lower one, lost less than 0.1 %.
+
+    A lucky point above a rate that lost does not count. When no paced point lost, the
+    unpaced point (if it lost nothing too) counts at the rate it reached.
+    """
+    best: float | None = None
+    for rate, clean in sorted(
+        (int(p["rate_target"]), p["loss"] < LOSS_FREE) for p in points if p["rate_target"]
+    ):
+        if not clean:
+            return best
+        best = float(rate)
+    unpaced = [p for p in points if not p["rate_target"]]
+    if unpaced and all(p["loss"] < LOSS_FREE for p in unpaced):
+        reached = max(float(p["sender_rate"]) for p in unpaced)
+        best = reached if best is None else max(best, reached)
+    return best
 
 
 @dataclasses.dataclass(frozen=True)
@@ -882,8 +945,13 @@ class Step:
 def plan(
     profile: Profile, receivers: list[str], senders: list[str], rates: list[int], iperf2: bool
 ) -> list[Step]:
-    """Every measurement to make, in order."""
+    """Every measurement to make, in order (a refine step picks its rate when it runs)."""
     steps = [Step("sweep", r, rate, profile.seconds) for r in receivers for rate in rates]
+    steps += [
+        Step("refine", r, 0, profile.seconds)
+        for _ in range(profile.refine_steps)
+        for r in receivers
+    ]
     if iperf2:
         steps += [
             Step("iperf2-load", r, rate, profile.seconds)
@@ -895,8 +963,39 @@ def plan(
         steps += [Step("latency", r, rate, seconds) for _ in range(rounds) for r in receivers]
     if "aiomcast" in receivers:
         steps.append(Step("memory", "aiomcast", 0, profile.memory_seconds))
-    steps += [Step("sender", s, 0, profile.sender_seconds) for s in senders if s not in C_SENDERS]
+    steps += [Step("sender", s, 0, profile.sender_seconds) for s in senders]
     return steps
+
+
+#: Refined rates are multiples of this (datagrams/s).
+REFINE_GRAIN: Final = 5_000
+
+
+def bracket(points: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """(highest rate loss-free with every lower rate, lowest rate lost at above it), or None.
+
+    None when there is nothing to refine: no paced point lost (the receiver is faster than
+    the offered rates), or the two are one grain apart. Unpaced points (rate 0) do not count.
+    """
+    paced = sorted(
+        (int(p["rate_target"]), p["loss"] < LOSS_FREE) for p in points if p["rate_target"]
+    )
+    low = 0
+    for rate, clean in paced:
+        if not clean:
+            return (low, rate) if rate - low > REFINE_GRAIN else None
+        low = rate
+    return None
+
+
+def refine_rate(points: list[dict[str, Any]]) -> int | None:
+    """The next rate to try for a receiver: the middle of its bracket, or None (done)."""
+    found = bracket(points)
+    if found is None:
+        return None
+    low, high = found
+    middle = round((low + high) / 2 / REFINE_GRAIN) * REFINE_GRAIN
+    return middle if low < middle < high else None
 
 
 def calibrate(bench: Bench, profile: Profile, errors: list[str]) -> dict[str, Any]:
@@ -909,7 +1008,7 @@ def calibrate(bench: Bench, profile: Profile, errors: list[str]) -> dict[str, An
     for sender in C_SENDERS:
         print(f"calibrating: {sender} unpaced", file=sys.stderr)
         try:
-            row = measure_sender(bench, sender, profile.sender_seconds)
+            row = measure_sender(bench, sender, profile.sender_seconds, layout="receiver")
         except BenchError as exc:
             errors.append(f"calibration {sender}: {exc}")
             continue
@@ -946,10 +1045,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--idle", type=float, default=0.5, help="receiver idle exit, seconds")
     parser.add_argument(
-        "--no-rps",
-        dest="rps",
-        action="store_false",
-        help="leave the receiving veth's kernel path on the sender's CPU (veth's default)",
+        "--rps",
+        action="store_true",
+        help="receivers too with RPS: the receiving kernel path on the receiver's CPU "
+        "(default: on the sender's, veth's default; the sender rows always use RPS)",
     )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
@@ -1040,10 +1139,11 @@ def run_all(
     progress = Progress([step.weight for step in steps])
     results: dict[str, Any] = {
         "sweep": [],
+        "refine": [],
         "iperf2_load": [],
         "latency": [],
         "memory": None,
-        "senders": [row for row in calibration["rows"] if row["sender"] in senders],
+        "senders": [],
     }
     for step in steps:
         progress.show(step.label)
@@ -1052,6 +1152,14 @@ def run_all(
                 pass
             elif step.kind == "sweep":
                 results["sweep"].append(measure_receiver(bench, step.name, step.rate, step.seconds))
+            elif step.kind == "refine":
+                mine = [
+                    p for p in results["sweep"] + results["refine"] if p["receiver"] == step.name
+                ]
+                rate = refine_rate(mine)
+                if rate is not None:
+                    progress.show(f"refine {step.name} @ {rate_label(rate)}")
+                    results["refine"].append(measure_receiver(bench, step.name, rate, step.seconds))
             elif step.kind == "iperf2-load":
                 results["iperf2_load"].append(
                     measure_receiver(bench, step.name, step.rate, step.seconds, load="iperf2")
@@ -1070,7 +1178,9 @@ def run_all(
                 )
                 rate = int(3 * capacity) if 3 * capacity < ceiling else 0
                 results["memory"] = measure_memory(bench, rate, step.seconds)
-                results["memory"]["loss_free_rate"] = loss_free_rate(mine)
+                results["memory"]["loss_free_rate"] = loss_free_rate(
+                    mine + [p for p in results["refine"] if p["receiver"] == "aiomcast"]
+                )
                 results["memory"]["capacity"] = capacity
             else:
                 results["senders"].append(measure_sender(bench, step.name, profile.sender_seconds))
@@ -1084,15 +1194,23 @@ def run_all(
     progress.show("done")
     progress.close()
 
-    results["summary"] = {
-        receiver: {
-            "loss_free_rate": loss_free_rate(
-                [p for p in results["sweep"] if p["receiver"] == receiver]
-            )
+    results["summary"] = {}
+    for receiver in receivers:
+        if receiver in skipped:
+            continue
+        points = [p for p in results["sweep"] + results["refine"] if p["receiver"] == receiver]
+        lost = [
+            int(p["rate_target"]) for p in points if p["rate_target"] and p["loss"] >= LOSS_FREE
+        ]
+        best = loss_free_rate(points)
+        results["summary"][receiver] = {
+            "loss_free_rate": best,
+            # The lowest offered rate above it that lost (None: none did).
+            "lost_at": min((r for r in lost if best is None or r > best), default=None),
+            "refined": [
+                int(p["rate_target"]) for p in results["refine"] if p["receiver"] == receiver
+            ],
         }
-        for receiver in receivers
-        if receiver not in skipped
-    }
     results["meta"] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "kernel": platform.release(),
@@ -1114,6 +1232,7 @@ def run_all(
         "load_gso": bench.load_gso,
         "load_quantum_us": bench.quantum_us,
         "iperf2_rates": list(profile.iperf2_rates),
+        "refine_steps": profile.refine_steps,
         "loss_free_threshold": LOSS_FREE,
         "versions": _versions(),
     }

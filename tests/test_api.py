@@ -6,11 +6,14 @@ import asyncio
 import inspect
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
 import aiomcast
 import aiomcast.lab
+from aiomcast._fastio import speedups_available
 
 
 def _public_members(obj: object) -> list[tuple[str, object]]:
@@ -89,8 +92,24 @@ def test_run_uses_uvloop_and_leaves_the_policy_alone() -> None:
 def test_the_c_reader_is_built_where_ci_runs() -> None:
     # CI installs with a compiler: the extension must be there, or the fast path tests would
     # only prove its pure-Python stand-in.
-    from aiomcast._fastio import speedups_available
-
     if not (os.environ.get("CI") or speedups_available()):
         pytest.skip("aiomcast._speedups was not built (no C compiler at install time)")
     assert speedups_available(), "aiomcast._speedups was not built"
+
+
+def test_the_c_extension_can_be_switched_off() -> None:
+    # AIOMCAST_PURE_PYTHON=1 runs the pure-Python readers (the benchmark's aiomcast-python row).
+    code = (
+        "from aiomcast._fastio import BatchReader, QueueIterator; print(BatchReader, QueueIterator)"
+    )
+    for value, expected in (("1", "None None"), ("0", "BatchReader")):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "AIOMCAST_PURE_PYTHON": value},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if expected == "BatchReader" and not speedups_available():
+            expected = "None None"
+        assert expected in out, out
