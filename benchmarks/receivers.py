@@ -16,7 +16,8 @@ differences between rows are the receive paths themselves:
 - ``--latency``: the next 8 bytes are the sender's CLOCK_MONOTONIC time in ns; the receiver
   records ``time.monotonic_ns()`` minus that for every datagram (one clock: same machine).
 - ``iperf2``: iperf2's signed 32-bit number (from 0); negative numbers end the stream.
-- ``none``: count only (the memory run: no bitmap to inflate the RSS).
+- ``none``: count only (the memory run: no bitmap to inflate the RSS); with ``--work-us``
+  the consumer also busy-works that long per datagram (a slow application).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ class Skip(Exception):
 class Tally:
     """Counts what one receiver got; ``sink`` is called once per datagram payload."""
 
-    def __init__(self, expect: int, fmt: str, latency: bool) -> None:
+    def __init__(self, expect: int, fmt: str, latency: bool, work_us: float = 0.0) -> None:
         self.fmt = fmt
+        self.work_ns = int(work_us * 1000)
         self.received = 0
         self.out_of_range = 0
         self.finals = 0
@@ -65,6 +67,17 @@ class Tally:
     def _make_sink(self) -> Sink:
         # Hot path: one call per datagram; locals instead of attribute look-ups where it counts.
         seen = self.seen
+        if seen is None and self.work_ns:
+            # A consumer with work to do per datagram (the memory run's slow application).
+            work_ns, clock = self.work_ns, time.perf_counter_ns
+
+            def count_and_work(data: Payload) -> None:
+                self.received += 1
+                end = clock() + work_ns
+                while clock() < end:
+                    pass
+
+            return count_and_work
         if seen is None:
 
             def count(data: Payload) -> None:
@@ -422,6 +435,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=0.5)
     parser.add_argument("--first-timeout", type=float, default=15.0)
     parser.add_argument("--rcvbuf", type=int, default=0, help="SO_RCVBUF to request (0: default)")
+    parser.add_argument(
+        "--work-us", type=float, default=0.0, help="busy work per datagram, µs (--format none)"
+    )
     return parser.parse_args(argv)
 
 
@@ -429,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.kind == "aiomcast-python":
         os.environ["AIOMCAST_PURE_PYTHON"] = "1"  # before aiomcast is imported
-    tally = Tally(args.expect, args.format, args.latency)
+    tally = Tally(args.expect, args.format, args.latency, args.work_us)
     try:
         if args.kind == "blocking":
             extra = blocking_receiver(tally, args)

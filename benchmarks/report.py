@@ -82,6 +82,9 @@ def _loss_free_target(results: dict[str, Any], peer: str, factor: float) -> dict
     mine, mine_bound = _loss_free_of(results, PER_DATAGRAM)
     theirs, theirs_bound = _loss_free_of(results, peer)
     name = f"loss-free receive rate, `async for` vs {peer}"
+    summary = results.get("summary", {})
+    if PER_DATAGRAM not in summary or peer not in summary:
+        return _target(name, f">= {factor:g}x", "not measured", None, None)
     measured = f"{_rate_or_none(mine)} vs {_rate_or_none(theirs)}"
     ratio = _ratio(mine, theirs)
     if mine is None:
@@ -239,7 +242,10 @@ def _memory_target(results: dict[str, Any]) -> dict[str, Any]:
         f"{_num(None if peak is None else peak / 1024, 1)} MiB; sent - received - drops = "
         f"{unaccounted:,}"
     )
-    note = "" if overloaded else "the load did not overload the receiver"
+    overload = memory.get("overload")
+    note = f"{overload:.1f} x overload" if overload else ""
+    if not overloaded:
+        note = "the load did not overload the receiver"
     return _target(
         name, "growth <= 2 MiB, 0 unaccounted", measured, growth, flat and unaccounted == 0, note
     )
@@ -472,20 +478,22 @@ def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
     if memory is None:
         return ["Not measured (the aiomcast receiver did not run).", ""]
     rss = memory["rss_kib"]
-    base = memory.get("loss_free_rate")
-    capacity = memory.get("capacity")
     extra = memory["receiver_result"]
-    if capacity is not None:
-        why = f"3 x the most it delivered per second in the sweep, {capacity / 1e3:,.0f}k/s"
-        if memory["rate_target"] == 0:
-            why += ": more than the load reaches, so unpaced"
-    else:
-        why = "3 x " + ("its loss-free rate" if base else "the lowest offered rate: it had none")
+    work = memory.get("work_us")
+    why = (
+        f"3 x what a consumer working {work:g} µs per datagram can take"
+        if work
+        else "3 x the receiver's capacity"
+    )
+    if memory["rate_target"] == 0:
+        why += ": more than the load reaches, so unpaced"
+    overload = memory.get("overload")
     return [
         f"Offered {rate_label(memory['rate_target'])} ({why}), "
         f"reached {memory['sender_rate'] / 1e3:,.1f}k/s for {memory['seconds']:g} s; "
-        f"{memory['delivered_pct']:.2f} % delivered "
-        f"(queue dropped {_count(extra.get('queue_dropped'))}, "
+        f"{memory['delivered_pct']:.2f} % delivered"
+        + (f", so the load was {overload:.1f} x what was consumed" if overload else "")
+        + f" (queue dropped {_count(extra.get('queue_dropped'))}, "
         f"socket dropped {_count(extra.get('kernel_dropped'))}, "
         f"input backlog dropped {_count(extra.get('backlog_dropped'))})."
         + (

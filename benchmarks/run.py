@@ -561,7 +561,7 @@ class Bench:
         return self.setup.sender.command(*argv)
 
     def receiver_argv(
-        self, receiver: str, port: int, expect: int, fmt: str, latency: bool
+        self, receiver: str, port: int, expect: int, fmt: str, latency: bool, work_us: float = 0.0
     ) -> list[str]:
         """The command line of ``receiver`` in the receiving namespace."""
         side = self.setup.receiver
@@ -582,13 +582,16 @@ class Bench:
         argv += common
         argv += ["--interface", side.interface, "--expect", str(expect), "--format", fmt]
         argv += ["--rcvbuf", str(self.rcvbuf), *(["--latency"] if latency else [])]
+        if work_us:
+            argv += ["--work-us", f"{work_us:g}"]
         return side.command(*argv)
 
     def start_receiver(
-        self, receiver: str, port: int, expect: int, fmt: str, latency: bool
+        self, receiver: str, port: int, expect: int, fmt: str, latency: bool, work_us: float = 0.0
     ) -> Child:
         """Start ``receiver`` and return once it has joined the group."""
-        child = Child(self.receiver_argv(receiver, port, expect, fmt, latency), receiver)
+        argv = self.receiver_argv(receiver, port, expect, fmt, latency, work_us)
+        child = Child(argv, receiver)
         try:
             if receiver == "iperf2":
                 child.wait_for("UDP buffer size", 10)
@@ -734,12 +737,22 @@ def measure_receiver(
 MEMORY_WARMUP_S: Final = 1.0
 
 
+#: The memory run's consumer busy-works this long per datagram (a slow application): it can
+#: take at most 1e6 / MEMORY_WORK_US datagrams/s, and is offered three times that.
+MEMORY_WORK_US: Final = 4.0
+MEMORY_OVERLOAD: Final = 3.0
+
+
 def measure_memory(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
-    """VmRSS of aiomcast's per-datagram receiver, every 0.5 s, while mcsend offers ``rate``."""
+    """VmRSS of aiomcast's per-datagram receiver, every 0.5 s, while mcsend offers ``rate``.
+
+    The consumer works MEMORY_WORK_US per datagram, so ``rate`` is an overload of at least
+    ``rate * MEMORY_WORK_US / 1e6`` (the measured factor, offered over consumed, is reported).
+    """
     port = bench.next_port()
     count = int(rate * seconds) if rate else int(seconds * SENDER_COUNT_CAP)  # 0: unpaced
     samples: list[tuple[float, int]] = []
-    with bench.start_receiver("aiomcast", port, count, "none", False) as rx:
+    with bench.start_receiver("aiomcast", port, count, "none", False, MEMORY_WORK_US) as rx:
         backlog = backlog_drops()
         with Child(bench.mcsend_argv(port, rate, count, "seq", seconds), "mcsend") as tx:
             start = time.monotonic()
@@ -767,6 +780,9 @@ def measure_memory(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
         "sent": sent["sent"],
         "received": result["received"],
         "delivered_pct": 100.0 * result["received"] / sent["sent"] if sent["sent"] else 0.0,
+        "work_us": MEMORY_WORK_US,
+        # Offered over consumed.
+        "overload": sent["sent"] / result["received"] if result["received"] else None,
         "samples": samples,
         "rss_kib": {
             "before": samples[0][1] if samples else None,
@@ -1169,18 +1185,11 @@ def run_all(
                     measure_receiver(bench, step.name, step.rate, step.seconds, latency=True)
                 )
             elif step.kind == "memory":
-                # Three times what the receiver can take: the most it delivered per second
-                # at any point of the sweep (its loss-free rate is only a point of the grid).
-                mine = [p for p in results["sweep"] if p["receiver"] == "aiomcast"]
-                capacity = max(
-                    (p["sender_rate"] * p["delivered_pct"] / 100 for p in mine),
-                    default=min(r for r in rates if r),
-                )
-                rate = int(3 * capacity) if 3 * capacity < ceiling else 0
+                # Three times what the slow consumer can take (MEMORY_WORK_US per datagram).
+                capacity = 1e6 / MEMORY_WORK_US
+                wanted = MEMORY_OVERLOAD * capacity
+                rate = int(wanted) if wanted < ceiling else 0
                 results["memory"] = measure_memory(bench, rate, step.seconds)
-                results["memory"]["loss_free_rate"] = loss_free_rate(
-                    mine + [p for p in results["refine"] if p["receiver"] == "aiomcast"]
-                )
                 results["memory"]["capacity"] = capacity
             else:
                 results["senders"].append(measure_sender(bench, step.name, profile.sender_seconds))
