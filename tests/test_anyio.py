@@ -372,7 +372,7 @@ def test_only_a_queueing_link_fills_a_udp_send_buffer(throttled: LinkEnds) -> No
 
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
 async def test_send_waits_when_the_socket_is_full_and_loses_nothing(
-    throttled: LinkEnds, family: str
+    throttled: LinkEnds, family: str, one_cpu: int
 ) -> None:
     # Backpressure: the full socket makes the transport hold datagrams and wait until the
     # socket is writable (on trio: a writer task on anyio.wait_writable); send_many waits

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from collections.abc import AsyncIterable
 
 import pytest
 
@@ -366,6 +367,41 @@ async def test_two_readers_is_an_error_not_a_race(link: Link) -> None:
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
+
+
+async def test_two_async_for_loops_is_an_error_not_a_race(link: Link) -> None:
+    # The C iterator hands queued datagrams over itself; an empty queue still goes through
+    # the endpoint's wait, which refuses a second reader.
+    async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
+
+        async def first_of(iterator: AsyncIterable[aiomcast.Datagram]) -> aiomcast.Datagram:
+            async for datagram in iterator:
+                return datagram
+            raise AssertionError("the iteration ended")
+
+        waiting = asyncio.create_task(first_of(rx))
+        await asyncio.sleep(0.05)
+        with pytest.raises(aiomcast.BusyError):
+            await first_of(rx)
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            await tx.send(b"to the first")
+            got = await asyncio.wait_for(waiting, 2)
+    assert got.payload == b"to the first"
+
+
+async def test_anext_and_receive_share_one_queue_in_order(link: Link) -> None:
+    # anext() of the iterator, receive() and a batch all take from the same queue, in order.
+    async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
+        async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
+            for n in range(6):
+                await tx.send(bytes([n]))
+            iterator = aiter(rx)
+            first = await asyncio.wait_for(anext(iterator), 2)
+            await asyncio.sleep(0.05)  # the other five are queued by now
+            second = await rx.receive()
+            third = await anext(iterator)
+            rest = await anext(aiter(rx.batches()))
+    assert [d.payload for d in (first, second, third, *rest)] == [bytes([n]) for n in range(6)]
 
 
 async def test_aclose_releases_the_port_at_once(link: Link) -> None:

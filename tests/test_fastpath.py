@@ -161,7 +161,7 @@ def _high_water(transport: asyncio.BaseTransport) -> int:
 @pytest.mark.parametrize("api", ["send_many", "send"])
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop-transport"])
 async def test_send_many_waits_when_the_socket_is_full(
-    throttled: LinkEnds, fast: bool, api: str
+    throttled: LinkEnds, fast: bool, api: str, one_cpu: int
 ) -> None:
     # Backpressure, on a link whose qdisc (tbf, 40 Mbit/s) holds datagrams, so a 4 KiB
     # SO_SNDBUF really fills (over lo or a plain veth it never does: test_anyio.py). The

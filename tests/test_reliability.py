@@ -498,7 +498,7 @@ async def test_overload_for_a_minute(pair: Pair, family: str) -> None:
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
 @pytest.mark.asyncio
 async def test_sender_faster_than_its_socket_buffer_waits(
-    pair: Pair, family: str, fast: bool
+    pair: Pair, family: str, fast: bool, one_cpu: int
 ) -> None:
     # A token bucket (tc tbf, 20 Mbit/s) on tx's veth holds datagrams in the queue, charged
     # to the sending socket, so a small SO_SNDBUF fills: the kernel refuses sends with EAGAIN
