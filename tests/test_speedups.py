@@ -1,0 +1,208 @@
+"""The C extension on its own: the batch reader's arguments, errors and references, and the
+awaitable the async iterator hands out (the protocol an event loop or a caller may drive).
+
+The endpoint tests run every path through it (and through the pure-Python stand-in); these
+pin what they do not reach: refused arguments, a closed descriptor, reference counts, and
+the awaitable driven by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import socket
+import sys
+import weakref
+from collections.abc import Awaitable, Iterator
+from typing import Any
+
+import pytest
+
+from aiomcast import Datagram
+from aiomcast._fastio import speedups_available
+
+if not speedups_available():  # test_api.py fails in CI when the extension is missing
+    pytest.skip("aiomcast._speedups was not built (no C compiler)", allow_module_level=True)
+
+from aiomcast._speedups import BatchReader, QueueIterator
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A receiving and a sending UDP socket on 127.0.0.1 (unicast: the reader does not care)."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setblocking(False)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.bind(("127.0.0.1", 0))
+    yield rx, tx
+    rx.close()
+    tx.close()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "match"),
+    [
+        ({"family": 99}, ValueError, "family 99"),
+        ({"count": 0}, ValueError, "count 0 is outside 1-1024"),
+        ({"count": 1025}, ValueError, "count 1025"),
+        ({"slot": 0}, ValueError, "slot 0 is outside 1-65536"),
+        ({"slot": 65537}, ValueError, "slot 65537"),
+        ({"limit": 0}, ValueError, "limit 0 is outside 1-65536"),
+        ({"datagram_type": dict}, TypeError, "tuple subclass"),
+        ({"datagram_type": collections.UserList}, TypeError, "tuple subclass"),
+    ],
+)
+def test_reader_refuses_bad_arguments_naming_them(
+    pair: tuple[socket.socket, socket.socket], arguments: dict[str, Any], error: type, match: str
+) -> None:
+    rx, _ = pair
+    given: dict[str, Any] = {"fd": rx.fileno(), "family": socket.AF_INET}
+    given["datagram_type"] = Datagram
+    given |= arguments
+    with pytest.raises(error, match=match):
+        BatchReader(**given)
+
+
+def test_reader_is_initialised_once(pair: tuple[socket.socket, socket.socket]) -> None:
+    rx, _ = pair
+    reader = BatchReader(rx.fileno(), socket.AF_INET, Datagram)
+    with pytest.raises(RuntimeError, match="already"):
+        reader.__init__(rx.fileno(), socket.AF_INET, Datagram)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        BatchReader.__new__(BatchReader).read()
+
+
+def test_reader_reports_nothing_waiting_and_a_closed_descriptor(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    rx, _ = pair
+    reader = BatchReader(rx.fileno(), socket.AF_INET, Datagram, count=4)
+    assert reader.read() is None  # EAGAIN
+    rx.close()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        reader.read()
+
+
+def test_reader_returns_datagrams_messages_bytes_and_cuts(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    rx, tx = pair
+    for payload in (b"one", b"", b"three-long"):
+        tx.sendto(payload, rx.getsockname())
+    reader = BatchReader(rx.fileno(), socket.AF_INET, Datagram, count=2, slot=5)
+    got = reader.read()
+    assert got is not None
+    datagrams, nbytes, truncated, messages = got
+    assert (nbytes, truncated, messages) == (3, 0, 2)
+    assert [d.payload for d in datagrams] == [b"one", b""]
+    assert all(type(d) is Datagram and not gc.is_tracked(d) for d in datagrams)
+    assert datagrams[0] == Datagram(b"one", "127.0.0.1", tx.getsockname()[1])
+    got = reader.read()
+    assert got is not None
+    assert got[0][0].payload == b"three"
+    assert got[0][0].truncated
+    assert got[1:] == (5, 1, 1)
+
+
+def test_reader_keeps_no_reference_it_should_not(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # The source's host and port objects are shared through the cache: reading many datagrams
+    # and letting them go leaves their reference counts where they were.
+    rx, tx = pair
+    reader = BatchReader(rx.fileno(), socket.AF_INET, Datagram, count=64)
+    tx.sendto(b"x", rx.getsockname())
+    first = reader.read()
+    assert first is not None
+    host = first[0][0].source
+    before = sys.getrefcount(host)
+    for _ in range(20):
+        for _ in range(64):
+            tx.sendto(b"y" * 10, rx.getsockname())
+        got = reader.read()
+        assert got is not None
+        assert len(got[0]) == 64
+        del got
+    assert sys.getrefcount(host) == before
+
+
+class _Item:
+    """A queued value that can be watched with a weak reference."""
+
+
+def _queue_of(count: int) -> collections.deque[Any]:
+    return collections.deque(_Item() for _ in range(count))
+
+
+async def _never() -> Any:
+    raise AssertionError("the queue was not empty")
+
+
+@pytest.mark.asyncio
+async def test_iterator_hands_over_queued_values_and_waits_when_empty() -> None:
+    queue = _queue_of(3)
+    expected = list(queue)
+    waited: list[int] = []
+
+    async def wait() -> Any:
+        waited.append(1)
+        raise StopAsyncIteration
+
+    got = [item async for item in QueueIterator(queue, wait)]
+    assert got == expected
+    assert waited == [1]
+
+
+@pytest.mark.asyncio
+async def test_awaitable_gives_its_value_once() -> None:
+    queue = _queue_of(1)
+    item = queue[0]
+    ready = QueueIterator(queue, _never).__anext__()
+    assert await ready is item
+    with pytest.raises(RuntimeError, match="already awaited"):
+        await ready
+
+
+def test_awaitable_driven_by_hand() -> None:
+    queue = _queue_of(4)
+    items = list(queue)
+    iterator = QueueIterator(queue, _never)
+    steps: Any = iterator.__anext__().__await__()
+    with pytest.raises(StopIteration) as stop:
+        steps.send(None)
+    assert stop.value.value is items[0]
+    steps = iterator.__anext__()
+    with pytest.raises(TypeError, match="non-None"):
+        steps.send(1)
+    steps = iterator.__anext__()
+    with pytest.raises(ValueError, match="thrown"):
+        steps.throw(ValueError("thrown"))
+    steps = iterator.__anext__()
+    steps.close()
+    with pytest.raises(RuntimeError, match="already awaited"):
+        steps.send(None)
+
+
+@pytest.mark.asyncio
+async def test_awaitable_runs_as_a_task_and_releases_what_it_held() -> None:
+    queue = _queue_of(2)
+    watch = [weakref.ref(item) for item in queue]
+    iterator = QueueIterator(queue, _never)
+    awaitable: Awaitable[Any] = iterator.__anext__()
+    task = asyncio.ensure_future(awaitable)
+    assert isinstance(await task, _Item)
+    del task, awaitable
+    await asyncio.sleep(0)  # the loop lets go of the finished task
+    dropped = iterator.__anext__()
+    del dropped  # never awaited: its value goes with it
+    gc.collect()
+    assert [ref() for ref in watch] == [None, None]
+
+
+def test_iterator_needs_a_deque_and_a_callable() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        QueueIterator(collections.deque(), 5)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError, match="popleft"):
+        QueueIterator([], _never)  # type: ignore[arg-type]
