@@ -146,8 +146,9 @@ def one_cpu() -> Iterator[int]:
 
     The backpressure tests send through a qdisc that holds datagrams (tbf) and then assert
     that they arrive in order. Unpinned, they saw datagrams out of order now and then (runs
-    of a few, in 2 of 12 and 15 of 40 runs one afternoon, none in 100 runs later; with the C
-    and the Python readers alike, so not aiomcast's doing). The likely path: a veth pair
+    of a few, in 2 of 12 and 15 of 40 runs one afternoon, none in 90 runs later; with the C
+    and the Python readers alike, so not the reader's doing). The likely path (a repro that
+    moved a sender between CPUs on purpose did not show it): a veth pair
     delivers each datagram through the input backlog of the CPU that dequeued it from the
     qdisc, tbf dequeues from a timer pinned to the CPU that armed it, and a sender that moved
     to the other CPU dequeues later datagrams there; the two backlogs then race. On one CPU
