@@ -104,7 +104,8 @@ except ImportError:  # pragma: no cover - installed without the C extension
     pass
 else:
     if os.environ.get("AIOMCAST_PURE_PYTHON", "") in ("", "0"):
-        BatchReader = _speedups.BatchReader
+        # The batch reader is built on Linux only; the async iterator everywhere.
+        BatchReader = getattr(_speedups, "BatchReader", None)
         QueueIterator = _speedups.QueueIterator
 
 _libc: Any = None
@@ -232,9 +233,10 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         self._reader_type = BatchReader if metadata is None else None
         self._native = self._reader_type is not None
         self._reader: _speedups.BatchReader | None = None
-        self._gro_buffer = bytearray(65536) if gro else None
+        # The pure-Python readers' buffers; the C reader has its own.
+        self._gro_buffer = bytearray(65536) if gro and not self._native else None
         self._slot = slot
-        self._one = memoryview(bytearray(min(slot, 65536)))
+        self._one = memoryview(bytearray(0 if self._native else min(slot, 65536)))
         # Datagrams of up to 65535 bytes always fit a 64 KiB slot: recvfrom will do.
         self._whole = metadata is None and slot >= 65536
         self._control_size = CONTROL_SIZE if metadata is not None else 0
@@ -355,9 +357,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                 return
             received, nbytes, truncated, messages = got
             if truncated:
-                counters = getattr(self._protocol, "counters", None)
-                if counters is not None:
-                    counters.truncated += truncated
+                self._count_truncated(truncated)
             self._hand_over(received, nbytes)
             if messages < count or self._closing:
                 return
@@ -461,10 +461,14 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         # A datagram with metadata, or cut short (MSG_TRUNC: longer than max_size, counted).
         truncated = bool(flags & MSG_TRUNC)
         if truncated:
-            counters = getattr(self._protocol, "counters", None)
-            if counters is not None:
-                counters.truncated += 1
+            self._count_truncated(1)
         return Datagram._make((payload, host, port, *meta, truncated))
+
+    def _count_truncated(self, count: int) -> None:
+        # Into the endpoint's counters (stats.truncated), when the protocol keeps them.
+        counters = getattr(self._protocol, "counters", None)
+        if counters is not None:
+            counters.truncated += count
 
     def _read_one(self) -> bool:
         """Read one datagram with the socket module; False when none was waiting."""

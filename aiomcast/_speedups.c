@@ -55,6 +55,7 @@ typedef struct {
     struct iovec *iovs;
     struct sockaddr_storage *names;
     char *controls;
+    size_t *steps; /* with UDP_GRO: the segment size of each message of the last read */
     unsigned int used; /* headers whose namelen / controllen the last call rewrote */
     CacheEntry cache[CACHE_SIZE];
 } BatchReader;
@@ -75,6 +76,7 @@ static void reader_dealloc(BatchReader *self) {
     PyMem_RawFree(self->iovs);
     PyMem_RawFree(self->names);
     PyMem_RawFree(self->controls);
+    PyMem_RawFree(self->steps);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -128,7 +130,9 @@ static int reader_init(BatchReader *self, PyObject *args, PyObject *kwds) {
     self->iovs = PyMem_RawCalloc(count, sizeof(struct iovec));
     self->names = PyMem_RawCalloc(count, sizeof(struct sockaddr_storage));
     self->controls = gro ? PyMem_RawCalloc(count, CONTROL_ROOM) : NULL;
-    if (!self->data || !self->msgs || !self->iovs || !self->names || (gro && !self->controls)) {
+    self->steps = gro ? PyMem_RawCalloc(count, sizeof(size_t)) : NULL;
+    if (!self->data || !self->msgs || !self->iovs || !self->names ||
+        (gro && (!self->controls || !self->steps))) {
         PyErr_NoMemory();
         return -1;
     }
@@ -283,14 +287,17 @@ static PyObject *reader_read(BatchReader *self, PyObject *Py_UNUSED(ignored)) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     self->used = (unsigned int)n;
-    Py_ssize_t total = 0;
-    for (int i = 0; i < n; i++) {
-        total += 1;
-        if (self->gro) {
+    Py_ssize_t total = n;
+    if (self->gro) {
+        /* How many datagrams each coalesced buffer holds, for the list's size; the segment
+         * sizes are kept for the pass below. */
+        for (int i = 0; i < n; i++) {
+            size_t length = self->msgs[i].msg_len < self->slot ? self->msgs[i].msg_len : self->slot;
             int size = gro_size(&self->msgs[i].msg_hdr);
-            unsigned int length = self->msgs[i].msg_len;
-            if (size > 0 && length > (unsigned int)size) {
-                total += (Py_ssize_t)((length - 1) / (unsigned int)size);
+            size_t step = size > 0 && length > (size_t)size ? (size_t)size : length;
+            self->steps[i] = step;
+            if (step > 0 && length > step) {
+                total += (Py_ssize_t)((length - 1) / step);
             }
         }
     }
@@ -315,13 +322,7 @@ static PyObject *reader_read(BatchReader *self, PyObject *Py_UNUSED(ignored)) {
             return NULL;
         }
         const char *base = (const char *)self->iovs[i].iov_base;
-        size_t step = length;
-        if (self->gro) {
-            int size = gro_size(hdr);
-            if (size > 0 && length > (size_t)size) {
-                step = (size_t)size;
-            }
-        }
+        size_t step = self->gro ? self->steps[i] : length;
         size_t start = 0;
         do {
             size_t size = length - start < step ? length - start : step;

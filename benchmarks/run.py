@@ -916,19 +916,31 @@ def probe(mode: str) -> dict[str, str]:
     return skipped
 
 
+def clean_prefix(points: list[dict[str, Any]]) -> tuple[int | None, int | None]:
+    """(the highest paced rate that, like every lower one, lost < 0.1 %; the first that lost).
+
+    Either is None where there is none. Unpaced points (rate 0) do not count.
+    """
+    best = None
+    for rate, clean in sorted(
+        (int(p["rate_target"]), p["loss"] < LOSS_FREE) for p in points if p["rate_target"]
+    ):
+        if not clean:
+            return best, rate
+        best = rate
+    return best, None
+
+
 def loss_free_rate(points: list[dict[str, Any]]) -> float | None:
     """The highest offered rate that, like every lower one, lost less than 0.1 %.
 
     A lucky point above a rate that lost does not count. When no paced point lost, the
     unpaced point (if it lost nothing too) counts at the rate it reached.
     """
-    best: float | None = None
-    for rate, clean in sorted(
-        (int(p["rate_target"]), p["loss"] < LOSS_FREE) for p in points if p["rate_target"]
-    ):
-        if not clean:
-            return best
-        best = float(rate)
+    paced, lost = clean_prefix(points)
+    best = None if paced is None else float(paced)
+    if lost is not None:
+        return best
     unpaced = [p for p in points if not p["rate_target"]]
     if unpaced and all(p["loss"] < LOSS_FREE for p in unpaced):
         reached = max(float(p["sender_rate"]) for p in unpaced)
@@ -993,15 +1005,9 @@ def bracket(points: list[dict[str, Any]]) -> tuple[int, int] | None:
     None when there is nothing to refine: no paced point lost (the receiver is faster than
     the offered rates), or the two are one grain apart. Unpaced points (rate 0) do not count.
     """
-    paced = sorted(
-        (int(p["rate_target"]), p["loss"] < LOSS_FREE) for p in points if p["rate_target"]
-    )
-    low = 0
-    for rate, clean in paced:
-        if not clean:
-            return (low, rate) if rate - low > REFINE_GRAIN else None
-        low = rate
-    return None
+    low, lost = clean_prefix(points)
+    low = low or 0
+    return (low, lost) if lost is not None and lost - low > REFINE_GRAIN else None
 
 
 def refine_rate(points: list[dict[str, Any]]) -> int | None:
@@ -1208,14 +1214,10 @@ def run_all(
         if receiver in skipped:
             continue
         points = [p for p in results["sweep"] + results["refine"] if p["receiver"] == receiver]
-        lost = [
-            int(p["rate_target"]) for p in points if p["rate_target"] and p["loss"] >= LOSS_FREE
-        ]
-        best = loss_free_rate(points)
         results["summary"][receiver] = {
-            "loss_free_rate": best,
+            "loss_free_rate": loss_free_rate(points),
             # The lowest offered rate above it that lost (None: none did).
-            "lost_at": min((r for r in lost if best is None or r > best), default=None),
+            "lost_at": clean_prefix(points)[1],
             "refined": [
                 int(p["rate_target"]) for p in results["refine"] if p["receiver"] == receiver
             ],
