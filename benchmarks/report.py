@@ -94,8 +94,7 @@ def _loss_free_target(results: dict[str, Any], peer: str, factor: float) -> dict
     if theirs is None:
         note = f"{peer} lost at every rate, so the ratio is unbounded"
         return _target(name, f">= {factor:g}x", measured, None, True, note)
-    lost = results.get("summary", {})
-    mine_lost, theirs_lost = lost.get(PER_DATAGRAM, {}), lost.get(peer, {})
+    mine_lost, theirs_lost = summary[PER_DATAGRAM], summary[peer]
     note = (
         f"each lost at the next rate tried: {_rate_or_none(mine_lost.get('lost_at'))} and "
         f"{_rate_or_none(theirs_lost.get('lost_at'))}"
