@@ -200,8 +200,14 @@ def cpus_for_sides() -> tuple[int, int, str | None]:
 
 
 @contextlib.contextmanager
-def traffic_setup(interface: str | None, rps: bool) -> Iterator[Setup]:
-    """Build where the traffic flows: the lab (root) or the loopback interface."""
+def traffic_setup(interface: str | None, rps: bool, rcvbuf: int = 0) -> Iterator[Setup]:
+    """Build where the traffic flows: the lab (root) or the loopback interface.
+
+    ``rcvbuf``: the SO_RCVBUF the receivers will ask for. net.core.rmem_max is a setting of
+    each network namespace on Linux 6.x (a new one copies its creator's), so where the harness
+    builds namespaces it raises the receiving one's to ``rcvbuf``: every receiver (iperf2's
+    ``-w`` too) is then granted the same buffer, and the machine's own setting is untouched.
+    """
     tx_cpu, rx_cpu, cpu_note = cpus_for_sides()
     notes = [cpu_note] if cpu_note else []
     root = os.geteuid() == 0
@@ -215,6 +221,7 @@ def traffic_setup(interface: str | None, rps: bool) -> Iterator[Setup]:
         if root:
             lab.enter_private_network()  # a private lo: still nothing reaches a real interface
             why += ", in a private network namespace"
+            notes += raise_rmem_max([], rcvbuf)
         notes.append(
             f"loopback interface ({why}): sender and receiver share the kernel path of lo, "
             "so the numbers are not those of two hosts"
@@ -245,6 +252,7 @@ def traffic_setup(interface: str | None, rps: bool) -> Iterator[Setup]:
                 rx.run("sh", "-c", f"echo {mask if on else 0} > {path}")
 
             set_rps(rps)
+            notes += raise_rmem_max(rx.command(), rcvbuf)
             if rps:
                 notes.append(
                     "--rps: the receiving kernel path (IP, UDP, socket buffer) runs on the "
@@ -274,6 +282,22 @@ def traffic_setup(interface: str | None, rps: bool) -> Iterator[Setup]:
                 kill_children()  # nothing may keep a namespace alive
     finally:
         lab.sweep()  # the safety net: namespaces of this process that are still there
+
+
+def raise_rmem_max(prefix: list[str], rcvbuf: int) -> list[str]:
+    """Raise net.core.rmem_max of the namespace ``prefix`` runs in to ``rcvbuf`` if lower."""
+    read = subprocess.run(
+        [*prefix, "sysctl", "-n", "net.core.rmem_max"], capture_output=True, text=True, check=False
+    )
+    current = int(read.stdout) if read.returncode == 0 and read.stdout.strip().isdigit() else 0
+    if not rcvbuf or rcvbuf <= current:
+        return []
+    done = subprocess.run(
+        [*prefix, "sysctl", "-qw", f"net.core.rmem_max={rcvbuf}"], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        return [f"net.core.rmem_max could not be raised: receivers get at most {current} bytes"]
+    return [f"net.core.rmem_max raised to {rcvbuf} in the receiving namespace only"]
 
 
 # -- child processes -----------------------------------------------------------------------------
@@ -1087,7 +1111,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
     mcsend, mcrecv = build_tools(out)
-    with traffic_setup(args.interface, args.rps) as setup:
+    with traffic_setup(args.interface, args.rps, args.rcvbuf) as setup:
         for note in setup.notes:
             print(f"note: {note}", file=sys.stderr)
         bench = Bench(setup, mcsend, mcrecv, args.rcvbuf, args.idle)
