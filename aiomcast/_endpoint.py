@@ -1474,8 +1474,9 @@ def open_receiver(
             ``stats.kernel_dropped`` is then a lower bound (pinned by a test); give such a
             receiver a large ``receive_buffer``, or count losses with sequence numbers.
         receive_buffer: request this SO_RCVBUF size in bytes (SO_RCVBUFFORCE when the
-            limit net.core.rmem_max is lower and the process may); read what the kernel
-            granted from ``receive_buffer``.
+            limit net.core.rmem_max is lower and the process may: a container sees the
+            host's limit and cannot raise it); read what the kernel granted from
+            ``receive_buffer``.
         metadata: per-datagram metadata to read from the kernel: True for all, or Metadata
             flags, or names (``group``, ``interface``, ``ttl``, ``timestamp``,
             ``kernel_drops``); fills those fields of each Datagram. None (default) reads

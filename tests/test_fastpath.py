@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import pathlib
 import socket
 import subprocess
 
 import pytest
 
 import aiomcast
+from aiomcast import lab
 from aiomcast._endpoint import _buffered
 from aiomcast._fastio import FastDatagramTransport, batch_receiver_available
+from aiomcast._socket import SO_RCVBUFFORCE
 from aiomcast.lab import LinkEnds
 from tests.helpers import Link, LinkPair, collect, require_root
 
@@ -149,6 +152,32 @@ async def test_large_receive_buffer_is_granted(link: Link) -> None:
         link.group, 0, interface=link.interface, receive_buffer=want
     ) as rx:
         assert rx.receive_buffer >= want  # SO_RCVBUFFORCE past rmem_max (root here)
+
+
+async def test_a_namespace_sees_the_hosts_rmem_max_read_only(netlab: lab.Lab) -> None:
+    # Pinned kernel behaviour (Linux 6.18): net.core.rmem_max shows up in every network
+    # namespace, but a namespace other than the host's sees the host's value, live and read
+    # only; not even root can raise it there. So in a container a plain SO_RCVBUF stays
+    # capped at the host's limit, and only SO_RCVBUFFORCE (CAP_NET_ADMIN) gets past it:
+    # which is what receive_buffer= falls back to (test_large_receive_buffer_is_granted).
+    host = netlab.host("h")
+    path = "/proc/sys/net/core/rmem_max"
+    limit = int(host.run("cat", path).stdout)
+    ours = await asyncio.to_thread(pathlib.Path(path).read_text)  # the suite's namespace
+    assert int(ours) == limit
+    refused = host.run("sh", "-c", f"echo {limit * 2} > {path}", check=False)
+    assert refused.returncode != 0
+    assert "Permission denied" in refused.stderr
+    assert int(host.run("cat", path).stdout) == limit
+    want = limit * 4
+    with host.entered():
+        plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        forced = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with plain, forced:
+        plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+        assert plain.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * limit
+        forced.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want)
+        assert forced.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * want
 
 
 def _high_water(transport: asyncio.BaseTransport) -> int:
