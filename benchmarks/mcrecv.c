@@ -1,11 +1,11 @@
 /* mcrecv: the reference receiver of the aiomcast benchmarks (recvmmsg, batches of 64).
  *
  * Joins GROUP on the interface whose IPv4 address is --ifaddr, binds the wildcard address on
- * PORT (SO_REUSEADDR, IP_MULTICAST_ALL off, SO_RCVBUF --rcvbuf if given), prints "ready"
- * once joined, then counts
- * datagrams until none arrived for --idle seconds (or none at all within --first-timeout),
- * and prints one JSON line. Payload formats are those of mcsend.c: with "seq" it counts unique
- * sequence numbers below --expect and duplicates, and with --latency it records the one-way
+ * PORT (SO_REUSEADDR, IP_MULTICAST_ALL off, SO_RCVBUF --rcvbuf if given: SO_RCVBUFFORCE past
+ * net.core.rmem_max as root), prints "ready" once joined, then counts datagrams until none
+ * arrived for --idle seconds (or none at all within --first-timeout), and prints one JSON line.
+ * Payload formats are those of mcsend.c: with "seq" it counts unique sequence numbers below
+ * --expect and duplicates, and with --latency it records the one-way
  * latency of every datagram (CLOCK_MONOTONIC now minus the send time in the payload) and
  * reports percentiles; "iperf2" reads iperf2's sequence numbers; "none" only counts.
  *
@@ -87,7 +87,14 @@ int main(int argc, char **argv) {
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
-    if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (rcvbuf > 0) {
+        /* As receivers.py's set_rcvbuf: past net.core.rmem_max with SO_RCVBUFFORCE (root). */
+        int granted = 0;
+        socklen_t glen = sizeof granted;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &glen);
+        if (granted / 2 < rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+    }
     struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) { perror("bind"); return 1; }
     struct ip_mreq mreq;

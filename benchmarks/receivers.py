@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -39,6 +40,7 @@ Sink = Callable[[Payload], None]
 
 IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 SO_MEMINFO = 55
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SK_MEMINFO_DROPS = 8
 _SEQ = struct.Struct(">Q")
 _SEQ_STAMP = struct.Struct(">QQ")
@@ -168,13 +170,27 @@ def kernel_drops(sock: socket.socket) -> int:
     return int(struct.unpack("9I", raw)[SK_MEMINFO_DROPS])
 
 
+def set_rcvbuf(sock: socket.socket, size: int) -> None:
+    """Give ``sock`` a receive buffer of ``size`` bytes (0: leave the kernel's default).
+
+    Every receiver of the harness gets its buffer here (mcrecv.c the same way): SO_RCVBUF,
+    then SO_RCVBUFFORCE where net.core.rmem_max capped it and the process may (root), so
+    all rows get the same buffer whatever the host's limit.
+    """
+    if not size:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < 2 * size:
+        with contextlib.suppress(PermissionError):  # not root: the capped one (noted)
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+
+
 def multicast_socket(group: str, port: int, interface: str, rcvbuf: int) -> socket.socket:
     """A plain socket that receives ``group``:``port`` on ``interface`` only."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    set_rcvbuf(sock, rcvbuf)
     sock.bind(("0.0.0.0", port))
     mreqn = struct.pack(
         "=4s4si",
@@ -291,6 +307,7 @@ def _aiomcast_extra(rx: Any, sock: socket.socket) -> dict[str, Any]:
         "queue_dropped": stats.dropped,
         "aiomcast_received": stats.received,
         "queue_size": rx.queue_size,
+        "rcvbuf_granted": sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
     }
 
 
@@ -298,8 +315,7 @@ async def aiomcast_receiver(tally: Tally, args: argparse.Namespace) -> dict[str,
     """aiomcast per datagram: ``async for datagram in rx``."""
     async with _open_aiomcast(args) as rx:
         sock = rx.socket
-        if args.rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+        set_rcvbuf(sock, args.rcvbuf)
         sink = tally.sink
         ready()
 
@@ -335,8 +351,7 @@ async def _aiomcast_batches(
         if not hasattr(rx, "batches"):
             raise Skip("aiomcast's Receiver has no batches() yet")
         sock = rx.socket
-        if args.rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+        set_rcvbuf(sock, args.rcvbuf)
         sink = tally.sink
         counts = [0, 0]  # batches, datagrams in them
         ready()

@@ -205,7 +205,8 @@ def traffic_setup(interface: str | None, rps: bool, rcvbuf: int = 0) -> Iterator
 
     ``rcvbuf``: the SO_RCVBUF the receivers will ask for. net.core.rmem_max caps it; a
     namespace sees the host's value read-only (Linux 6.18, pinned in tests/test_fastpath.py),
-    so the harness cannot raise it for its own namespaces and says when it caps the request.
+    so the harness cannot raise it for its own namespaces: its receivers get ``rcvbuf`` past
+    it with SO_RCVBUFFORCE instead (root), and the notes say when that was needed.
     """
     tx_cpu, rx_cpu, cpu_note = cpus_for_sides()
     notes = [cpu_note] if cpu_note else []
@@ -283,7 +284,7 @@ def traffic_setup(interface: str | None, rps: bool, rcvbuf: int = 0) -> Iterator
 
 
 def rmem_max_note(rcvbuf: int) -> list[str]:
-    """A note when net.core.rmem_max (the host's) grants less than ``rcvbuf``."""
+    """A note when ``rcvbuf`` is above net.core.rmem_max (the host's; see traffic_setup)."""
     try:
         limit = int(Path("/proc/sys/net/core/rmem_max").read_text())
     except (OSError, ValueError):
@@ -291,8 +292,8 @@ def rmem_max_note(rcvbuf: int) -> list[str]:
     if rcvbuf <= limit:
         return []
     return [
-        f"--rcvbuf {rcvbuf}: net.core.rmem_max is {limit}, so every receiver is granted "
-        f"{limit} (doubled by the kernel); raise it on the host for larger buffers"
+        f"--rcvbuf {rcvbuf} is above net.core.rmem_max ({limit}): the receivers get it "
+        "with SO_RCVBUFFORCE (root), except iperf2, whose -w stays capped at the limit"
     ]
 
 
@@ -1080,7 +1081,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rcvbuf",
         type=int,
         default=4 << 20,
-        help="SO_RCVBUF every receiver asks for, in bytes (0: the kernel default); 4 MiB",
+        help="SO_RCVBUF every receiver gets, in bytes (0: the kernel default; as root past "
+        "net.core.rmem_max with SO_RCVBUFFORCE, iperf2 excepted); 4 MiB",
     )
     parser.add_argument(
         "--rates", type=parse_rates, help="offered rates of the sweep, e.g. 50k,100k,150k,1M"

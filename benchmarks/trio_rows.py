@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -25,7 +24,7 @@ from typing import Any
 
 import anyio
 import trio
-from receivers import Tally, kernel_drops, multicast_socket, ready, until_idle
+from receivers import Tally, kernel_drops, multicast_socket, ready, set_rcvbuf, until_idle
 from receivers import parse_args as receiver_args
 from senders import Budget, cpu_seconds, plain_socket
 from senders import parse_args as sender_args
@@ -69,8 +68,7 @@ async def aiomcast_receiver(
 ) -> dict[str, Any]:
     """aiomcast on trio: ``async for datagram in rx`` (or ``rx.batches()``)."""
     async with aiomcast.anyio.open_receiver(args.group, args.port, interface=args.interface) as rx:
-        if args.rcvbuf:
-            rx.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+        set_rcvbuf(rx.socket, args.rcvbuf)
         sink = tally.sink
         counts = [0, 0]  # batches, datagrams in them
         ready()
