@@ -175,6 +175,24 @@ class Setup:
     set_rps: Callable[[bool], None] | None = None
     #: The receivers' layout (the sender rows always run with RPS: see measure_sender).
     receiver_rps: bool = False
+    #: Takes the receiving end of the veth pair down (True) or up again; None over lo.
+    set_peer_down: Callable[[bool], None] | None = None
+
+    @contextlib.contextmanager
+    def peer_down(self) -> Iterator[bool]:
+        """The receiving end down for a block (yields False where there is none to take down).
+
+        With its peer down a veth drops what it is given at once (counted as transmit drops):
+        the sender's CPU then carries its own path only, as when a NIC takes the frame.
+        """
+        if self.set_peer_down is None:
+            yield False
+            return
+        self.set_peer_down(True)
+        try:
+            yield True
+        finally:
+            self.set_peer_down(False)
 
     @contextlib.contextmanager
     def rps(self, on: bool) -> Iterator[None]:
@@ -252,6 +270,10 @@ def traffic_setup(interface: str | None, rps: bool, rcvbuf: int = 0) -> Iterator
                 rx.run("sh", "-c", f"echo {mask if on else 0} > {path}")
 
             set_rps(rps)
+
+            def set_peer_down(down: bool) -> None:
+                rx.ip("link", "set", "n1", "down" if down else "up")
+
             if rps:
                 notes.append(
                     "--rps: the receiving kernel path (IP, UDP, socket buffer) runs on the "
@@ -276,6 +298,7 @@ def traffic_setup(interface: str | None, rps: bool, rcvbuf: int = 0) -> Iterator
                     tuple(notes),
                     set_rps,
                     rps,
+                    set_peer_down,
                 )
             finally:
                 kill_children()  # nothing may keep a namespace alive
@@ -833,38 +856,68 @@ def measure_sender(
     mcsend.c and the Python senders time their own send loop (getrusage around it); iperf2's
     CPU is its whole process's rusage. The C receiver counts what arrived. ``layout``
     "sender" runs it with RPS (the receiving kernel path off the sender's CPU, as when the
-    receivers are other hosts); "receiver" in the receivers' layout (the calibration of the
-    sweep's load).
+    receivers are other hosts), then again with the receiving end down (``own``: the
+    sender's own path, measure_own_path); "receiver" in the receivers' layout (the
+    calibration of the sweep's load).
     """
     with bench.setup.rps(layout == "sender" or bench.setup.receiver_rps):
         row = _measure_sender(bench, sender, seconds)
     row["layout"] = layout
+    if layout == "sender":
+        row["own"] = measure_own_path(bench, sender, seconds)
     return row
+
+
+def measure_own_path(bench: Bench, sender: str, seconds: float) -> dict[str, Any] | None:
+    """``sender`` with the receiving end down: its own path only (None over lo).
+
+    Into the lab with RPS, every datagram the receiving CPU's queue was empty for costs the
+    sender an inter-processor interrupt, and on this VM those dominate (perf: a third of
+    the C sendmmsg sender's CPU in native_write_msr, about 1.2 µs per datagram), the same
+    for every sender; a NIC raises its interrupts on the receiving host instead.
+    """
+    with bench.setup.peer_down() as down:
+        if not down:
+            return None
+        result = _send(bench, sender, bench.next_port(), seconds)
+    sent = int(result["sent"])
+    return {
+        "sent": sent,
+        "elapsed_s": result["elapsed_s"],
+        "rate": result["rate"],
+        "cpu_s": result["cpu_s"],
+        "cpu_us_per_datagram": result["cpu_s"] / sent * 1e6 if sent else None,
+    }
+
+
+def _send(bench: Bench, sender: str, port: int, seconds: float) -> dict[str, Any]:
+    """Run ``sender`` unpaced for ``seconds`` to ``port``; its own JSON result."""
+    count = SENDER_COUNT_CAP
+    if sender in ("c-sendmmsg", "c-gso"):
+        gso = C_GSO_SEGMENTS if sender == "c-gso" else 0
+        with Child(bench.mcsend_argv(port, 0, count, "seq", seconds, gso), sender) as tx:
+            return tx.json_result(seconds + 10)
+    if sender == "iperf2":
+        return run_iperf2_client(bench, port, 0, seconds)
+    side = bench.setup.sender
+    script = python_script(sender, "senders.py")
+    argv = [sys.executable, str(HERE / script), sender, "--group", GROUP]
+    argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
+    argv += ["--count", str(count), "--max-seconds", f"{seconds:g}"]
+    with Child(side.command(*argv), sender) as tx:
+        result = tx.json_result(30)
+    if "skipped" in result:
+        raise Skipped(result["skipped"])
+    return result
 
 
 def _measure_sender(bench: Bench, sender: str, seconds: float) -> dict[str, Any]:
     port = bench.next_port()
     fmt = "iperf2" if sender == "iperf2" else "seq"
-    count = SENDER_COUNT_CAP
-    expect = count if sender != "iperf2" else 2_000_000
+    expect = SENDER_COUNT_CAP if sender != "iperf2" else 2_000_000
     with bench.start_receiver("c-recvmmsg", port, expect, fmt, False) as rx:
         backlog = backlog_drops()
-        if sender in ("c-sendmmsg", "c-gso"):
-            gso = C_GSO_SEGMENTS if sender == "c-gso" else 0
-            with Child(bench.mcsend_argv(port, 0, count, "seq", seconds, gso), sender) as tx:
-                result = tx.json_result(seconds + 10)
-        elif sender == "iperf2":
-            result = run_iperf2_client(bench, port, 0, seconds)
-        else:
-            side = bench.setup.sender
-            script = python_script(sender, "senders.py")
-            argv = [sys.executable, str(HERE / script), sender, "--group", GROUP]
-            argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
-            argv += ["--count", str(count), "--max-seconds", f"{seconds:g}"]
-            with Child(side.command(*argv), sender) as tx:
-                result = tx.json_result(30)
-            if "skipped" in result:
-                raise Skipped(result["skipped"])
+        result = _send(bench, sender, port, seconds)
         received = rx.json_result(bench.idle + 30)
     received["backlog_dropped"] = backlog_drops() - backlog
     sent = int(result["sent"])
@@ -988,6 +1041,8 @@ class Step:
     @property
     def weight(self) -> float:
         """Its expected share of the run time: the load plus start-up and the idle tail."""
+        if self.kind == "sender":  # into the lab, then its own path (measure_sender)
+            return 2 * (self.seconds + 1.5)
         return self.seconds + 1.5
 
 
