@@ -98,6 +98,8 @@ _NO_METADATA: Final = (None, None, None, None, None)
 # rule it out when something goes wrong).
 BatchReader: type[_speedups.BatchReader] | None = None
 QueueIterator: type[_speedups.QueueIterator] | None = None
+#: One sendto(2) to a packed sockaddr, for Sender.send's hot path (Linux).
+c_sendto: Callable[[int, bytes, bytes], bool] | None = None
 try:
     from . import _speedups
 except ImportError:  # pragma: no cover - installed without the C extension
@@ -107,6 +109,7 @@ else:
         # The batch reader is built on Linux only; the async iterator everywhere.
         BatchReader = getattr(_speedups, "BatchReader", None)
         QueueIterator = _speedups.QueueIterator
+        c_sendto = getattr(_speedups, "sendto", None)
 
 _libc: Any = None
 if PLATFORM == "linux":
@@ -224,6 +227,10 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         #: Datagrams per UDP_SEGMENT send: 128 until the kernel refuses that (then 64).
         self._gso_segments = GSO_MAX_SEGMENTS_NEW
         self._send_batch: _SendBatch | None = None  # sendmmsg state, made on first use
+        # try_send's destination, packed once as a sockaddr for the C sendto (None: the
+        # socket module's sendto, where the extension is missing or the address won't pack).
+        self._packed_for: Any = None
+        self._packed: bytes | None = None
         # recvmmsg state (count x slot bytes: 4 MiB by default) is made on the first busy
         # readiness event, so endpoints that never see one (most Senders) do not carry it.
         self._batched = _libc is not None and not gro
@@ -564,6 +571,13 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         """
         if self._pending or self._closing:
             return False
+        if addr != self._packed_for:
+            self._packed_for = addr
+            self._packed = _packed_sockaddr(self._family, addr) if c_sendto else None
+        packed = self._packed
+        if packed is not None and c_sendto is not None:
+            # Hot path: the C sendto, with the address packed once and the GIL kept.
+            return c_sendto(self._fd, data, packed)
         try:
             self._sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
@@ -732,6 +746,17 @@ class _SendBatch:
                 raise BlockingIOError(err, "sendmmsg")
             raise OSError(err, errno.errorcode.get(err, "sendmmsg"))
         return int(sent)
+
+
+def _packed_sockaddr(family: int, addr: Any) -> bytes | None:
+    """Return ``addr`` packed as a sockaddr of ``family``, or None where it does not pack.
+
+    A host name or an IPv6 zone in the text does not: the socket module resolves those.
+    """
+    try:
+        return bytes(_sockaddr(family, addr))
+    except (OSError, ValueError, TypeError, IndexError, struct.error):
+        return None
 
 
 def _sockaddr(family: int, addr: Any) -> ctypes.Array[ctypes.c_char]:

@@ -98,11 +98,13 @@ def test_the_c_reader_is_built_where_ci_runs() -> None:
 
 
 def test_the_c_extension_can_be_switched_off() -> None:
-    # AIOMCAST_PURE_PYTHON=1 runs the pure-Python readers (the benchmark's aiomcast-python row).
+    # AIOMCAST_PURE_PYTHON=1 runs the pure-Python readers and sendto (the benchmark's
+    # aiomcast-python row).
     code = (
-        "from aiomcast._fastio import BatchReader, QueueIterator; print(BatchReader, QueueIterator)"
+        "from aiomcast._fastio import BatchReader, QueueIterator, c_sendto; "
+        "print(BatchReader, QueueIterator, c_sendto)"
     )
-    for value, expected in (("1", "None None"), ("0", "BatchReader")):
+    for value, expected in (("1", "None None None"), ("0", "BatchReader")):
         out = subprocess.run(
             [sys.executable, "-c", code],
             env={**os.environ, "AIOMCAST_PURE_PYTHON": value},
@@ -111,5 +113,7 @@ def test_the_c_extension_can_be_switched_off() -> None:
             check=True,
         ).stdout
         if expected == "BatchReader" and not speedups_available():
-            expected = "None None"
+            expected = "None None None"
         assert expected in out, out
+        if expected == "BatchReader":
+            assert "built-in function sendto" in out, out

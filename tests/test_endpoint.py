@@ -33,13 +33,14 @@ pytestmark = pytest.mark.asyncio
 def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run every test here on aiomcast's batching transport and on the loop's own.
 
-    ``fast`` reads with the C reader (_speedups.c), ``fast-python`` with the pure-Python
-    readers that stand in where the extension is not built.
+    ``fast`` reads (and sends) with the C extension (_speedups.c), ``fast-python`` with the
+    pure-Python code that stands in where the extension is not built.
     """
     monkeypatch.setattr(aiomcast._endpoint, "default_fast", request.param != "protocol")
     if request.param == "fast-python":
         monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
         monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
+        monkeypatch.setattr(aiomcast._fastio, "c_sendto", None)
     return str(request.param)
 
 

@@ -23,10 +23,11 @@ pytestmark = pytest.mark.asyncio
 
 @pytest.fixture(autouse=True, params=["native", "python"])
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run every test here with the C reader (_speedups.c) and with the pure-Python readers."""
+    """Run every test here with the C extension (_speedups.c) and with the pure-Python code."""
     if request.param == "python":
         monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
         monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
+        monkeypatch.setattr(aiomcast._fastio, "c_sendto", None)
     return str(request.param)
 
 

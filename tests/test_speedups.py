@@ -1,16 +1,19 @@
-"""The C extension on its own: the batch reader's arguments, errors and references, and the
-awaitable the async iterator hands out (the protocol an event loop or a caller may drive).
+"""The C extension on its own: the batch reader's arguments, errors and references, the
+awaitable the async iterator hands out (the protocol an event loop or a caller may drive),
+and sendto.
 
 The endpoint tests run every path through it (and through the pure-Python stand-in); these
-pin what they do not reach: refused arguments, a closed descriptor, reference counts, and
-the awaitable driven by hand.
+pin what they do not reach: refused arguments, a closed descriptor, reference counts, the
+awaitable driven by hand, and the sendto of Sender.send's hot path on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import gc
+import select
 import socket
 import sys
 import weakref
@@ -20,12 +23,13 @@ from typing import Any
 import pytest
 
 from aiomcast import Datagram
-from aiomcast._fastio import speedups_available
+from aiomcast._fastio import _packed_sockaddr, speedups_available
+from aiomcast.lab import LinkEnds
 
 if not speedups_available():  # test_api.py fails in CI when the extension is missing
     pytest.skip("aiomcast._speedups was not built (no C compiler)", allow_module_level=True)
 
-from aiomcast._speedups import BatchReader, QueueIterator
+from aiomcast._speedups import BatchReader, QueueIterator, sendto
 
 
 @pytest.fixture
@@ -206,3 +210,72 @@ def test_iterator_needs_a_deque_and_a_callable() -> None:
         QueueIterator(collections.deque(), 5)  # type: ignore[arg-type]
     with pytest.raises(AttributeError, match="popleft"):
         QueueIterator([], _never)  # type: ignore[arg-type]
+
+
+# -- sendto: Sender.send's hot path -------------------------------------------------------------
+
+
+def _packed(address: tuple[str, int]) -> bytes:
+    packed = _packed_sockaddr(socket.AF_INET, address)
+    assert packed is not None
+    return packed
+
+
+def test_sendto_sends_one_datagram_to_the_packed_address(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    rx, tx = pair
+    assert sendto(tx.fileno(), b"hello", _packed(rx.getsockname())) is True
+    data, source = rx.recvfrom(64) if _readable(rx) else (b"", None)
+    assert (data, source) == (b"hello", tx.getsockname())
+
+
+def test_sendto_refuses_bad_arguments_naming_them(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    rx, tx = pair
+    address = _packed(rx.getsockname())
+    with pytest.raises(TypeError, match="3 arguments"):
+        sendto(tx.fileno(), b"x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="bytes"):
+        sendto(tx.fileno(), bytearray(b"x"), address)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="bytes"):
+        sendto(tx.fileno(), b"x", rx.getsockname())
+    with pytest.raises(ValueError, match="-1 is not a file descriptor"):
+        sendto(-1, b"x", address)
+    with pytest.raises(ValueError, match="1 bytes is not a sockaddr"):
+        sendto(tx.fileno(), b"x", b"\x02")
+    with pytest.raises(ValueError, match="300 bytes is not a sockaddr"):
+        sendto(tx.fileno(), b"x", bytes(300))
+    assert not _readable(rx)  # nothing went out
+
+
+def test_sendto_raises_the_kernels_error(pair: tuple[socket.socket, socket.socket]) -> None:
+    rx, tx = pair
+    address = _packed(rx.getsockname())
+    spare = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fd = spare.fileno()
+    spare.close()
+    with pytest.raises(OSError, match="Bad file descriptor") as closed:
+        sendto(fd, b"x", address)
+    assert closed.value.errno == errno.EBADF
+    with pytest.raises(OSError, match="Message too long") as too_long:
+        sendto(tx.fileno(), bytes(70_000), address)
+    assert too_long.value.errno == errno.EMSGSIZE
+
+
+def test_sendto_says_false_when_the_socket_buffer_is_full(throttled: LinkEnds) -> None:
+    # Through tbf the datagrams stay charged to the small send buffer until the qdisc lets
+    # them go (conftest.throttled): the non-blocking call then finds it full (EAGAIN).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(throttled.a_ipv4))
+        address = _packed(("239.1.2.3", 9))
+        results = [sendto(tx.fileno(), bytes(1000), address) for _ in range(200)]
+    assert results[0] is True
+    assert False in results
+    assert results.count(True) < 200
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 1.0)[0])
