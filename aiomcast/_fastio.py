@@ -260,7 +260,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         if gro:
             sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         protocol.connection_made(self)
-        loop.add_reader(self._fd, self._on_readable)
+        loop.add_reader(self._fd, self._read_native if self._native else self._on_readable)
 
     # -- asyncio transport interface ---------------------------------------------------------
 
@@ -316,9 +316,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
 
     def _on_readable(self) -> None:
         try:
-            if self._native:
-                self._read_native()
-            elif self._batched:
+            if self._batched:
                 # A datagram that arrives after a quiet spell finds the CPU idle and its
                 # caches cold, and its latency is then the amount of code it runs: it is read
                 # alone through the socket module (as the loops' transports do). Readiness
@@ -339,35 +337,46 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         except OSError as exc:
             self._protocol.error_received(exc)
 
-    # Hot path (C): one recvmmsg per call of the reader, which builds the Datagram tuples
-    # itself; at most 16 calls per readiness event so the loop stays fair to other tasks.
+    # Hot path (C): the loop's reader callback when the C reader is there (registered in
+    # place of _on_readable, one Python frame from the loop to the protocol: a datagram after
+    # a quiet spell runs little code). One recvmmsg per call of the reader, which builds the
+    # Datagram tuples itself; at most 16 calls per readiness event so the loop stays fair to
+    # other tasks.
     def _read_native(self) -> None:
-        reader = self._reader
-        if reader is None:
-            assert self._reader_type is not None  # _native says so
-            count, slot, _control = self._batch_shape
-            # With GRO a slot holds a coalesced buffer (up to 64 KiB) and max_size cuts each
-            # datagram split from it; without, the kernel cuts at the slot (MSG_TRUNC).
-            reader = self._reader = self._reader_type(
-                self._fd,
-                self._family,
-                Datagram,
-                count=count,
-                slot=65536 if self._gro else slot,
-                gro=self._gro,
-                limit=slot,
-            )
-        count = reader.count
-        for _ in range(16):
-            got = reader.read()
-            if got is None:
-                return
-            received, nbytes, truncated, messages = got
-            if truncated:
-                self._count_truncated(truncated)
-            self._hand_over(received, nbytes)
-            if messages < count or self._closing:
-                return
+        reader = self._reader or self._make_reader()
+        many = self._many
+        try:
+            for _ in range(16):
+                got = reader.read()
+                if got is None:
+                    return
+                received, nbytes, truncated, messages = got
+                if truncated:
+                    self._count_truncated(truncated)
+                if many is not None:
+                    many(received, nbytes)
+                else:
+                    self._hand_over(received, nbytes)
+                if messages < reader.count or self._closing:
+                    return
+        except OSError as exc:
+            self._protocol.error_received(exc)
+
+    def _make_reader(self) -> _speedups.BatchReader:
+        assert self._reader_type is not None  # only on the C path
+        count, slot, _control = self._batch_shape
+        # With GRO a slot holds a coalesced buffer (up to 64 KiB) and max_size cuts each
+        # datagram split from it; without, the kernel cuts at the slot (MSG_TRUNC).
+        reader = self._reader = self._reader_type(
+            self._fd,
+            self._family,
+            Datagram,
+            count=count,
+            slot=65536 if self._gro else slot,
+            gro=self._gro,
+            limit=slot,
+        )
+        return reader
 
     # Hot path: drain the socket with recvmmsg, at most 16 batches per readiness event so the
     # loop stays fair to other tasks. Lengths, flags and source addresses are read through
