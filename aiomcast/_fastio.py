@@ -762,6 +762,8 @@ def _packed_sockaddr(family: int, addr: Any) -> bytes | None:
 
     A host name or an IPv6 zone in the text does not: the socket module resolves those.
     """
+    if family == socket.AF_INET6 and len(addr) > 2 and addr[2]:
+        return None  # a flow label: the socket module checks and sends it
     try:
         return bytes(_sockaddr(family, addr))
     except (OSError, ValueError, TypeError, IndexError, struct.error):

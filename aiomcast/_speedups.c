@@ -18,6 +18,7 @@
 #ifdef __linux__
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -405,7 +406,7 @@ static PyObject *speedups_sendto(PyObject *Py_UNUSED(module), PyObject *const *a
     if (fd == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (fd < 0 || fd > INT32_MAX) {
+    if (fd < 0 || fd > INT_MAX) {
         PyErr_Format(PyExc_ValueError, "fd %ld is not a file descriptor", fd);
         return NULL;
     }

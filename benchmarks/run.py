@@ -271,8 +271,14 @@ def traffic_setup(interface: str | None, rps: bool, rcvbuf: int = 0) -> Iterator
 
             set_rps(rps)
 
+            # Taking a link down deletes its routes, and its IPv6 addresses unless they are
+            # kept: keep them, and put the group route back when it comes up.
+            rx.run("sysctl", "-qw", "net.ipv6.conf.n1.keep_addr_on_down=1")
+
             def set_peer_down(down: bool) -> None:
                 rx.ip("link", "set", "n1", "down" if down else "up")
+                if not down:
+                    rx.ip("route", "replace", "224.0.0.0/4", "dev", "n1")
 
             if rps:
                 notes.append(
@@ -314,6 +320,11 @@ def rmem_max_note(rcvbuf: int) -> list[str]:
         return []
     if rcvbuf <= limit:
         return []
+    if os.geteuid() != 0:
+        return [
+            f"--rcvbuf {rcvbuf} is above net.core.rmem_max ({limit}) and this is not root: "
+            f"every receiver is capped at {limit}"
+        ]
     return [
         f"--rcvbuf {rcvbuf} is above net.core.rmem_max ({limit}): the receivers get it "
         "with SO_RCVBUFFORCE (root), except iperf2, whose -w stays capped at the limit"
@@ -864,7 +875,11 @@ def measure_sender(
         row = _measure_sender(bench, sender, seconds)
     row["layout"] = layout
     if layout == "sender":
-        row["own"] = measure_own_path(bench, sender, seconds)
+        try:
+            row["own"] = measure_own_path(bench, sender, seconds)
+        except (BenchError, lab.LabError) as exc:  # the row into the lab still stands
+            row["own"] = None
+            row["own_error"] = str(exc)
     return row
 
 
