@@ -413,12 +413,12 @@ def set_receive_buffer(sock: socket.socket, size: int) -> int:
 
     SO_RCVBUF is capped by net.core.rmem_max; where the grant is short and the process has
     CAP_NET_ADMIN, SO_RCVBUFFORCE lifts the cap. Linux reports twice the requested size (it
-    counts its bookkeeping).
+    counts its bookkeeping), so a grant short of twice the request was capped.
     """
     with os_errors("setsockopt(SO_RCVBUF)"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
     granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-    if granted < size and PLATFORM == "linux":
+    if PLATFORM == "linux" and granted < 2 * size:
         with contextlib.suppress(PermissionError, OSError):
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
         granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)

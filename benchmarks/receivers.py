@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import contextlib
 import json
 import os
 import socket
@@ -40,7 +39,6 @@ Sink = Callable[[Payload], None]
 
 IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 SO_MEMINFO = 55
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SK_MEMINFO_DROPS = 8
 _SEQ = struct.Struct(">Q")
 _SEQ_STAMP = struct.Struct(">QQ")
@@ -173,16 +171,15 @@ def kernel_drops(sock: socket.socket) -> int:
 def set_rcvbuf(sock: socket.socket, size: int) -> None:
     """Give ``sock`` a receive buffer of ``size`` bytes (0: leave the kernel's default).
 
-    Every receiver of the harness gets its buffer here (mcrecv.c the same way): SO_RCVBUF,
-    then SO_RCVBUFFORCE where net.core.rmem_max capped it and the process may (root), so
-    all rows get the same buffer whatever the host's limit.
+    Every receiver of the harness gets its buffer here (mcrecv.c the same way), through
+    aiomcast's own set_receive_buffer: SO_RCVBUF, then SO_RCVBUFFORCE where
+    net.core.rmem_max capped it and the process may (root), so all rows get the same buffer
+    whatever the host's limit.
     """
-    if not size:
-        return
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < 2 * size:
-        with contextlib.suppress(PermissionError):  # not root: the capped one (noted)
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    if size:
+        from aiomcast._socket import set_receive_buffer
+
+        set_receive_buffer(sock, size)
 
 
 def multicast_socket(group: str, port: int, interface: str, rcvbuf: int) -> socket.socket:
