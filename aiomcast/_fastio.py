@@ -344,7 +344,8 @@ class FastDatagramTransport(asyncio.DatagramTransport):
     # other tasks.
     def _read_native(self) -> None:
         reader = self._reader or self._make_reader()
-        many = self._many
+        count = reader.count
+        hand_over = self._many or self._hand_over
         try:
             for _ in range(16):
                 got = reader.read()
@@ -353,11 +354,8 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                 received, nbytes, truncated, messages = got
                 if truncated:
                     self._count_truncated(truncated)
-                if many is not None:
-                    many(received, nbytes)
-                else:
-                    self._hand_over(received, nbytes)
-                if messages < reader.count or self._closing:
+                hand_over(received, nbytes)
+                if messages < count or self._closing:
                     return
         except OSError as exc:
             self._protocol.error_received(exc)
