@@ -411,6 +411,50 @@ def blocking_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
         sock.close()
 
 
+def floor_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
+    """The floor of a Python receiver: aiomcast's C batch reader in a blocking poll loop.
+
+    No event loop, no queue, no iterator: one ``poll`` per wake-up, then ``recvmmsg`` batches
+    until the socket is empty, and the sink per datagram as in every Python row. What any
+    per-datagram Python consumer on this machine costs at least.
+    """
+    import select
+
+    from aiomcast import _fastio
+    from aiomcast._protocol import Datagram
+
+    if _fastio.BatchReader is None:
+        raise Skip("aiomcast's C extension is not built here")
+    sock = multicast_socket(args.group, args.port, args.interface, args.rcvbuf)
+    sock.setblocking(False)
+    reader = _fastio.BatchReader(sock.fileno(), sock.family, Datagram, count=64, slot=65536)
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    sink = tally.sink
+    read = reader.read
+    ready()
+    start = last = time.monotonic()
+    try:
+        while True:
+            if not poller.poll(50):
+                now = time.monotonic()
+                got = tally.received
+                if (got and now - last > args.idle) or (
+                    not got and now - start > args.first_timeout
+                ):
+                    break
+                continue
+            while (batch := read()) is not None:
+                for datagram in batch[0]:
+                    sink(datagram[0])
+                if batch[3] < 64:
+                    break
+            last = time.monotonic()
+        return {"kernel_dropped": kernel_drops(sock)}
+    finally:
+        sock.close()
+
+
 AsyncReceiver = Callable[[Tally, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
 
 
@@ -432,7 +476,7 @@ ASYNC_RECEIVERS: dict[str, tuple[str, AsyncReceiver]] = {
     "aiomcast-batches": ("uvloop", aiomcast_batches_receiver),
     "aiomcast-gro": ("uvloop", aiomcast_gro_receiver),
 }
-KINDS = [*ASYNC_RECEIVERS, "blocking"]
+KINDS = [*ASYNC_RECEIVERS, "blocking", "floor"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -461,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.kind == "blocking":
             extra = blocking_receiver(tally, args)
+        elif args.kind == "floor":
+            extra = floor_receiver(tally, args)
         else:
             loop_kind, receiver = ASYNC_RECEIVERS[args.kind]
             with asyncio.Runner(loop_factory=_loop_factory(loop_kind)) as runner:
