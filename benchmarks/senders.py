@@ -27,8 +27,6 @@ from typing import Any
 
 import uvloop
 
-import aiomcast
-
 _HEADER = struct.Struct(">QQ")
 
 
@@ -123,7 +121,10 @@ async def loop_sender(args: argparse.Namespace) -> int:
 
 
 async def _open_aiomcast(args: argparse.Namespace) -> Any:
-    # TTL 1 and no local copy, as the plain sockets and mcsend.c.
+    # Imported here: the peers' processes do not import aiomcast (receivers.set_rcvbuf says
+    # why). TTL 1 and no local copy, as the plain sockets and mcsend.c.
+    import aiomcast
+
     return await aiomcast.open_sender(
         args.group, args.port, interface=args.interface, ttl=1, loopback=False
     )

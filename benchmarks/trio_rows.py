@@ -20,7 +20,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import trio
@@ -29,7 +29,8 @@ from receivers import parse_args as receiver_args
 from senders import Budget, cpu_seconds, plain_socket
 from senders import parse_args as sender_args
 
-import aiomcast.anyio
+if TYPE_CHECKING:
+    import aiomcast
 
 
 async def consume_until_idle(
@@ -67,6 +68,8 @@ async def aiomcast_receiver(
     tally: Tally, args: argparse.Namespace, *, batches: bool = False
 ) -> dict[str, Any]:
     """aiomcast on trio: ``async for datagram in rx`` (or ``rx.batches()``)."""
+    import aiomcast.anyio  # here: the peers' processes do not import aiomcast (set_rcvbuf)
+
     async with aiomcast.anyio.open_receiver(args.group, args.port, interface=args.interface) as rx:
         set_rcvbuf(rx.socket, args.rcvbuf)
         sink = tally.sink
@@ -124,6 +127,8 @@ async def trio_socket_receiver(tally: Tally, args: argparse.Namespace) -> dict[s
 
 async def aiomcast_send_sender(args: argparse.Namespace) -> int:
     """aiomcast ``await tx.send(payload)`` per datagram, on trio."""
+    import aiomcast.anyio
+
     async with aiomcast.anyio.open_sender(
         args.group, args.port, interface=args.interface, ttl=1, loopback=False
     ) as tx:
@@ -136,6 +141,8 @@ async def aiomcast_send_sender(args: argparse.Namespace) -> int:
 
 async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
     """aiomcast ``await tx.send_many(payloads)``, ``--batch`` payloads per call, on trio."""
+    import aiomcast.anyio
+
     async with aiomcast.anyio.open_sender(
         args.group, args.port, interface=args.interface, ttl=1, loopback=False
     ) as tx:
