@@ -388,6 +388,14 @@ async def aiomcast_gro_receiver(tally: Tally, args: argparse.Namespace) -> dict[
     return await _aiomcast_batches(tally, args, gro=True)
 
 
+def quiet_too_long(tally: Tally, args: argparse.Namespace, start: float, last: float) -> bool:
+    """The blocking loops' end: nothing for ``--idle`` s since ``last`` (or ever, for
+    ``--first-timeout`` s since ``start``), on time.monotonic()."""
+    now = time.monotonic()
+    got = tally.received + tally.finals
+    return bool(got and now - last > args.idle) or (not got and now - start > args.first_timeout)
+
+
 def blocking_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
     """A blocking ``recv_into`` loop, no event loop at all.
 
@@ -406,11 +414,7 @@ def blocking_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
             try:
                 size = recv_into(buffer)
             except BlockingIOError:
-                now = time.monotonic()
-                got = tally.received + tally.finals
-                if (got and now - last > args.idle) or (
-                    not got and now - start > args.first_timeout
-                ):
+                if quiet_too_long(tally, args, start, last):
                     break
                 continue
             if size:
@@ -448,11 +452,7 @@ def floor_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
     try:
         while True:
             if not poller.poll(50):
-                now = time.monotonic()
-                got = tally.received
-                if (got and now - last > args.idle) or (
-                    not got and now - start > args.first_timeout
-                ):
+                if quiet_too_long(tally, args, start, last):
                     break
                 continue
             while (batch := read()) is not None:
