@@ -100,6 +100,8 @@ BatchReader: type[_speedups.BatchReader] | None = None
 QueueIterator: type[_speedups.QueueIterator] | None = None
 #: One sendto(2) to a packed sockaddr, for Sender.send's hot path (Linux).
 c_sendto: Callable[[int, bytes, bytes], bool] | None = None
+#: One sendmmsg(2) of up to 64 payloads to a packed sockaddr, for send_many without GSO.
+c_sendmmsg: Callable[[int, Sequence[bytes], int, bytes], int] | None = None
 try:
     from . import _speedups
 except ImportError:  # pragma: no cover - installed without the C extension
@@ -110,6 +112,7 @@ else:
         BatchReader = getattr(_speedups, "BatchReader", None)
         QueueIterator = _speedups.QueueIterator
         c_sendto = getattr(_speedups, "sendto", None)
+        c_sendmmsg = getattr(_speedups, "sendmmsg", None)
 
 _libc: Any = None
 if PLATFORM == "linux":
@@ -227,8 +230,8 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         #: Datagrams per UDP_SEGMENT send: 128 until the kernel refuses that (then 64).
         self._gso_segments = GSO_MAX_SEGMENTS_NEW
         self._send_batch: _SendBatch | None = None  # sendmmsg state, made on first use
-        # try_send's destination, packed once as a sockaddr for the C sendto (None: the
-        # socket module's sendto, where the extension is missing or the address won't pack).
+        # The last destination of try_send / send_many, packed once as a sockaddr for the C
+        # sendto and sendmmsg (None: the socket module or ctypes, where the address won't pack).
         self._packed_for: Any = None
         self._packed: bytes | None = None
         # recvmmsg state (count x slot bytes: 4 MiB by default) is made on the first busy
@@ -578,10 +581,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         """
         if self._pending or self._closing:
             return False
-        if addr != self._packed_for:
-            self._packed_for = addr
-            self._packed = _packed_sockaddr(self._family, addr) if c_sendto else None
-        packed = self._packed
+        packed = self._packed_address(addr) if c_sendto is not None else None
         if packed is not None and c_sendto is not None:
             # Hot path: the C sendto, with the address packed once and the GIL kept.
             return c_sendto(self._fd, data, packed)
@@ -633,7 +633,7 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                     )
                     done = run
                 elif _libc is not None and total - done > 1:
-                    done += self._sendmmsg(payloads[done : min(total, done + 64)], addr)
+                    done += self._sendmmsg(payloads, done, addr)
                 else:
                     self._sock.sendto(payloads[done], addr)
                     done += 1
@@ -654,10 +654,22 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                 return total
         return done
 
-    def _sendmmsg(self, payloads: Sequence[bytes], addr: Any) -> int:
+    def _sendmmsg(self, payloads: Sequence[bytes], start: int, addr: Any) -> int:
+        # One sendmmsg of up to 64 of payloads[start:]: the C one where it is built and the
+        # address packs (its iovecs point into the bytes objects), else through ctypes.
+        packed = self._packed_address(addr) if c_sendmmsg is not None else None
+        if packed is not None and c_sendmmsg is not None and type(payloads) in (list, tuple):
+            return c_sendmmsg(self._fd, payloads, start, packed)
         if self._send_batch is None:
             self._send_batch = _SendBatch(self._family)
-        return self._send_batch.send(self._fd, payloads, addr)
+        return self._send_batch.send(self._fd, payloads[start : start + 64], addr)
+
+    def _packed_address(self, addr: Any) -> bytes | None:
+        """``addr`` packed as a sockaddr (cached for the last one), or None where it won't."""
+        if addr != self._packed_for:
+            self._packed_for = addr
+            self._packed = _packed_sockaddr(self._family, addr)
+        return self._packed
 
     def _queue(self, items: list[tuple[bytes, Any]]) -> None:
         was_empty = not self._pending

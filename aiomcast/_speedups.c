@@ -1,4 +1,5 @@
-/* aiomcast._speedups: the receive fast path in C (Linux), and Sender.send's sendto.
+/* aiomcast._speedups: the receive fast path in C (Linux), Sender.send's sendto and
+ * send_many's sendmmsg.
  *
  * Design: BatchReader owns preallocated recvmmsg state (headers, iovecs, source names, data
  * slots and, with UDP_GRO, control buffers) for one socket. read() makes one recvmmsg call and
@@ -432,8 +433,90 @@ static PyObject *speedups_sendto(PyObject *Py_UNUSED(module), PyObject *const *a
     Py_RETURN_TRUE;
 }
 
+/* Fast path of send_many without GSO: one sendmmsg(2) whose iovecs point straight into the
+ * payloads' bytes objects (no joined copy, no ctypes call), every header naming the one
+ * packed destination. At most SENDMMSG_MAX datagrams a call, from ``start``; the caller loops.
+ */
+#define SENDMMSG_MAX 64
+
+PyDoc_STRVAR(sendmmsg_doc,
+             "sendmmsg(fd, payloads, start, address) -> int\n\n"
+             "One sendmmsg(2) with MSG_DONTWAIT of up to 64 of ``payloads`` (a list or tuple of\n"
+             "bytes) from index ``start`` to ``address`` (a packed sockaddr, bytes). Returns how\n"
+             "many the kernel took (at least 1); OSError (BlockingIOError when the socket\n"
+             "buffer is full) when it took none.");
+
+static PyObject *speedups_sendmmsg(PyObject *Py_UNUSED(module), PyObject *const *args,
+                                   Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "sendmmsg() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "fd %ld is not a file descriptor", fd);
+        return NULL;
+    }
+    PyObject *payloads = args[1];
+    if (!PyList_CheckExact(payloads) && !PyTuple_CheckExact(payloads)) {
+        PyErr_SetString(PyExc_TypeError, "sendmmsg() takes a list or tuple of payloads");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[2]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "sendmmsg() takes a bytes address");
+        return NULL;
+    }
+    Py_ssize_t namelen = PyBytes_GET_SIZE(args[3]);
+    if (namelen < (Py_ssize_t)sizeof(sa_family_t) ||
+        namelen > (Py_ssize_t)sizeof(struct sockaddr_storage)) {
+        PyErr_Format(PyExc_ValueError, "address of %zd bytes is not a sockaddr", namelen);
+        return NULL;
+    }
+    Py_ssize_t total = PySequence_Fast_GET_SIZE(payloads);
+    if (start < 0 || start >= total) {
+        PyErr_Format(PyExc_IndexError, "start %zd is outside the %zd payloads", start, total);
+        return NULL;
+    }
+    Py_ssize_t count = total - start;
+    if (count > SENDMMSG_MAX) {
+        count = SENDMMSG_MAX;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(payloads) + start;
+    struct mmsghdr msgs[SENDMMSG_MAX];
+    struct iovec iovs[SENDMMSG_MAX];
+    memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)count);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = items[i];
+        if (!PyBytes_CheckExact(item)) {
+            PyErr_Format(PyExc_TypeError, "payload %zd is %.100s, not bytes", start + i,
+                         Py_TYPE(item)->tp_name);
+            return NULL;
+        }
+        iovs[i].iov_base = PyBytes_AS_STRING(item);
+        iovs[i].iov_len = (size_t)PyBytes_GET_SIZE(item);
+        msgs[i].msg_hdr.msg_name = PyBytes_AS_STRING(args[3]);
+        msgs[i].msg_hdr.msg_namelen = (socklen_t)namelen;
+        msgs[i].msg_hdr.msg_iov = &iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    /* The GIL is kept: the call never waits (MSG_DONTWAIT), and the payloads stay put. */
+    int sent = sendmmsg((int)fd, msgs, (unsigned int)count, MSG_DONTWAIT);
+    if (sent < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(sent);
+}
+
 static PyMethodDef speedups_functions[] = {
     {"sendto", (PyCFunction)(void (*)(void))speedups_sendto, METH_FASTCALL, sendto_doc},
+    {"sendmmsg", (PyCFunction)(void (*)(void))speedups_sendmmsg, METH_FASTCALL, sendmmsg_doc},
     {NULL, NULL, 0, NULL},
 };
 #endif /* __linux__ */

@@ -35,3 +35,8 @@ class QueueIterator:
 
 def sendto(fd: int, data: bytes, address: bytes, /) -> bool:
     """Send ``data`` to a packed sockaddr (MSG_DONTWAIT): True sent, False buffer full."""
+
+def sendmmsg(
+    fd: int, payloads: list[bytes] | tuple[bytes, ...], start: int, address: bytes, /
+) -> int:
+    """One sendmmsg of up to 64 payloads from ``start`` to a packed sockaddr: how many went."""

@@ -98,13 +98,13 @@ def test_the_c_reader_is_built_where_ci_runs() -> None:
 
 
 def test_the_c_extension_can_be_switched_off() -> None:
-    # AIOMCAST_PURE_PYTHON=1 runs the pure-Python readers and sendto (the benchmark's
+    # AIOMCAST_PURE_PYTHON=1 runs the pure-Python readers, sendto and sendmmsg (the benchmark's
     # aiomcast-python row).
     code = (
-        "from aiomcast._fastio import BatchReader, QueueIterator, c_sendto; "
-        "print(BatchReader, QueueIterator, c_sendto)"
+        "from aiomcast._fastio import BatchReader, QueueIterator, c_sendto, c_sendmmsg; "
+        "print(BatchReader, QueueIterator, c_sendto, c_sendmmsg)"
     )
-    for value, expected in (("1", "None None None"), ("0", "BatchReader")):
+    for value, expected in (("1", "None None None None"), ("0", "BatchReader")):
         out = subprocess.run(
             [sys.executable, "-c", code],
             env={**os.environ, "AIOMCAST_PURE_PYTHON": value},

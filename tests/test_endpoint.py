@@ -41,6 +41,7 @@ def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
         monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
         monkeypatch.setattr(aiomcast._fastio, "c_sendto", None)
+        monkeypatch.setattr(aiomcast._fastio, "c_sendmmsg", None)
     return str(request.param)
 
 

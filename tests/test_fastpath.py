@@ -28,6 +28,7 @@ def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
         monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
         monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
         monkeypatch.setattr(aiomcast._fastio, "c_sendto", None)
+        monkeypatch.setattr(aiomcast._fastio, "c_sendmmsg", None)
     return str(request.param)
 
 

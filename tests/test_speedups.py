@@ -1,10 +1,10 @@
 """The C extension on its own: the batch reader's arguments, errors and references, the
 awaitable the async iterator hands out (the protocol an event loop or a caller may drive),
-and sendto.
+sendto and sendmmsg.
 
 The endpoint tests run every path through it (and through the pure-Python stand-in); these
 pin what they do not reach: refused arguments, a closed descriptor, reference counts, the
-awaitable driven by hand, and the sendto of Sender.send's hot path on its own.
+awaitable driven by hand, and the sendto and sendmmsg of the send paths on their own.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from aiomcast.lab import LinkEnds
 if not speedups_available():  # test_api.py fails in CI when the extension is missing
     pytest.skip("aiomcast._speedups was not built (no C compiler)", allow_module_level=True)
 
-from aiomcast._speedups import BatchReader, QueueIterator, sendto
+from aiomcast._speedups import BatchReader, QueueIterator, sendmmsg, sendto
 
 
 @pytest.fixture
@@ -275,6 +275,73 @@ def test_sendto_says_false_when_the_socket_buffer_is_full(throttled: LinkEnds) -
     assert results[0] is True
     assert False in results
     assert results.count(True) < 200
+
+
+# -- sendmmsg: send_many's path without GSO ---------------------------------------------------
+
+
+def test_sendmmsg_sends_64_at_a_time_from_start_in_order(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    rx, tx = pair
+    address = _packed(rx.getsockname())
+    payloads = [n.to_bytes(2, "big") * (1 + n % 5) for n in range(100)]  # mixed sizes
+    sent = 0
+    while sent < len(payloads):
+        took = sendmmsg(tx.fileno(), payloads, sent, address)
+        assert took == min(64, len(payloads) - sent)
+        sent += took
+    assert sendmmsg(tx.fileno(), tuple(payloads[:3]), 1, address) == 2  # a tuple too
+    got = [rx.recv(64) for _ in range(102) if _readable(rx)]
+    assert got == payloads + payloads[1:3]
+
+
+def test_sendmmsg_refuses_bad_arguments_naming_them(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    rx, tx = pair
+    address = _packed(rx.getsockname())
+    fd = tx.fileno()
+    with pytest.raises(TypeError, match="4 arguments"):
+        sendmmsg(fd, [b"x"], address)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="list or tuple"):
+        sendmmsg(fd, iter([b"x"]), 0, address)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="payload 1 is bytearray, not bytes"):
+        sendmmsg(fd, [b"x", bytearray(b"y")], 0, address)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="bytes address"):
+        sendmmsg(fd, [b"x"], 0, rx.getsockname())  # type: ignore[arg-type]
+    with pytest.raises(IndexError, match="start 2 is outside the 2 payloads"):
+        sendmmsg(fd, [b"x", b"y"], 2, address)
+    with pytest.raises(IndexError, match="start -1"):
+        sendmmsg(fd, [b"x"], -1, address)
+    with pytest.raises(IndexError, match="start 0 is outside the 0 payloads"):
+        sendmmsg(fd, [], 0, address)
+    with pytest.raises(ValueError, match="-1 is not a file descriptor"):
+        sendmmsg(-1, [b"x"], 0, address)
+    with pytest.raises(ValueError, match="1 bytes is not a sockaddr"):
+        sendmmsg(fd, [b"x"], 0, b"\x02")
+    assert not _readable(rx)  # nothing went out, not even the payloads before a bad one
+
+
+def test_sendmmsg_raises_the_kernels_error(
+    pair: tuple[socket.socket, socket.socket], throttled: LinkEnds
+) -> None:
+    rx, tx = pair
+    address = _packed(rx.getsockname())
+    with pytest.raises(OSError, match="Message too long") as too_long:
+        sendmmsg(tx.fileno(), [bytes(70_000), b"x"], 0, address)
+    assert too_long.value.errno == errno.EMSGSIZE
+    # A full send buffer (through tbf, as for sendto above) is BlockingIOError, which the
+    # transport takes as "queue the rest and wait for room".
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as full:
+        full.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        full.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(throttled.a_ipv4)
+        )
+        group = _packed(("239.1.2.3", 9))
+        with pytest.raises(BlockingIOError):
+            for _ in range(200):
+                assert sendmmsg(full.fileno(), [bytes(1000)] * 8, 0, group) >= 1
 
 
 def _readable(sock: socket.socket) -> bool:
