@@ -5,7 +5,10 @@
 
 Each sender sends ``--count`` datagrams as fast as it can (unpaced), stops early after
 ``--max-seconds``, and prints one JSON line: datagrams sent, elapsed seconds, and the CPU
-seconds (user + system, getrusage) its send loop used. Payloads are those of mcsend.c: a
+seconds (user + system, getrusage) its send loop used. The clock runs from the send loop's
+start (its socket or endpoint is open by then: importing aiomcast, about 60 ms of CPU from
+source, is not the send loop's) until its socket or endpoint is closed again (anything still
+queued is flushed by then), the same span for every sender. Payloads are those of mcsend.c: a
 64-bit big-endian sequence number and the CLOCK_MONOTONIC send time in ns, zero-padded to
 ``--size``, built ``--batch`` at a time with one clock read per batch (as mcsend.c stamps
 each send); every sender builds them the same way, then sends them its own way. A sender
@@ -76,9 +79,23 @@ class Budget:
     def __init__(self, args: argparse.Namespace) -> None:
         self.count: int = args.count
         self.batch: int = args.batch
-        self.deadline: float = time.monotonic() + float(args.max_seconds)
         self.make = payload_maker(args.size)
         self.sent = 0
+        #: The send loop's clock starts here (see the module's docstring).
+        self.cpu0 = cpu_seconds()
+        self.t0 = time.monotonic()
+        self.deadline: float = self.t0 + float(args.max_seconds)
+
+    def result(self, kind: str) -> dict[str, Any]:
+        """The JSON result, timed from the Budget's making until now (the sender closed)."""
+        elapsed, cpu = time.monotonic() - self.t0, cpu_seconds() - self.cpu0
+        return {
+            "sender": kind,
+            "sent": self.sent,
+            "elapsed_s": elapsed,
+            "rate": self.sent / elapsed if elapsed > 0 else 0.0,
+            "cpu_s": cpu,
+        }
 
     def __iter__(self) -> Iterator[list[bytes]]:
         while self.sent < self.count and time.monotonic() <= self.deadline:
@@ -88,7 +105,7 @@ class Budget:
             yield payloads
 
 
-def blocking_sender(args: argparse.Namespace) -> int:
+def blocking_sender(args: argparse.Namespace) -> Budget:
     """``sock.sendto`` in a plain loop."""
     sock = plain_socket(args.ifaddr)
     destination = (args.group, args.port)
@@ -99,10 +116,10 @@ def blocking_sender(args: argparse.Namespace) -> int:
                 sendto(payload, destination)
     finally:
         sock.close()
-    return budget.sent
+    return budget
 
 
-async def loop_sender(args: argparse.Namespace) -> int:
+async def loop_sender(args: argparse.Namespace) -> Budget:
     """The event loop's own ``transport.sendto`` (yields to the loop once per batch)."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
@@ -117,7 +134,7 @@ async def loop_sender(args: argparse.Namespace) -> int:
             await asyncio.sleep(0)
     finally:
         transport.close()
-    return budget.sent
+    return budget
 
 
 async def _open_aiomcast(args: argparse.Namespace) -> Any:
@@ -130,7 +147,7 @@ async def _open_aiomcast(args: argparse.Namespace) -> Any:
     )
 
 
-async def aiomcast_send_sender(args: argparse.Namespace) -> int:
+async def aiomcast_send_sender(args: argparse.Namespace) -> Budget:
     """aiomcast ``await tx.send(payload)`` per datagram."""
     tx = await _open_aiomcast(args)
     send, budget = tx.send, Budget(args)
@@ -140,10 +157,10 @@ async def aiomcast_send_sender(args: argparse.Namespace) -> int:
                 await send(payload)
     finally:
         await tx.aclose()
-    return budget.sent
+    return budget
 
 
-async def aiomcast_send_many_sender(args: argparse.Namespace, *, gso: bool = True) -> int:
+async def aiomcast_send_many_sender(args: argparse.Namespace, *, gso: bool = True) -> Budget:
     """aiomcast ``await tx.send_many(payloads)``, ``--batch`` payloads per call.
 
     With ``gso=False`` the same public call with ``tx.gso = False``: sendmmsg only.
@@ -158,15 +175,15 @@ async def aiomcast_send_many_sender(args: argparse.Namespace, *, gso: bool = Tru
             await send_many(payloads)
     finally:
         await tx.aclose()
-    return budget.sent
+    return budget
 
 
-async def aiomcast_send_many_no_gso_sender(args: argparse.Namespace) -> int:
+async def aiomcast_send_many_no_gso_sender(args: argparse.Namespace) -> Budget:
     """aiomcast ``await tx.send_many(payloads)`` with sendmmsg only (no UDP_SEGMENT)."""
     return await aiomcast_send_many_sender(args, gso=False)
 
 
-AsyncSender = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+AsyncSender = Callable[[argparse.Namespace], Coroutine[Any, Any, Budget]]
 
 #: name -> (event loop, async sender); all but asyncio-sendto run on uvloop.
 ASYNC_SENDERS: dict[str, tuple[str, AsyncSender]] = {
@@ -198,32 +215,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cpu0, t0 = cpu_seconds(), time.monotonic()
     try:
         if args.kind == "blocking-sendto":
-            sent = blocking_sender(args)
+            budget = blocking_sender(args)
         else:
             loop_kind, sender = ASYNC_SENDERS[args.kind]
             factory = uvloop.new_event_loop if loop_kind == "uvloop" else asyncio.new_event_loop
             with asyncio.Runner(loop_factory=factory) as runner:
-                cpu0, t0 = cpu_seconds(), time.monotonic()
-                sent = runner.run(sender(args))
+                budget = runner.run(sender(args))
     except Skip as why:
         print(json.dumps({"sender": args.kind, "skipped": str(why)}), flush=True)
         return 0
-    elapsed, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
-    print(
-        json.dumps(
-            {
-                "sender": args.kind,
-                "sent": sent,
-                "elapsed_s": elapsed,
-                "rate": sent / elapsed if elapsed > 0 else 0.0,
-                "cpu_s": cpu,
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps(budget.result(args.kind)), flush=True)
     return 0
 
 

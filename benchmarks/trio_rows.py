@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ import anyio
 import trio
 from receivers import Tally, kernel_drops, multicast_socket, ready, set_rcvbuf, until_idle
 from receivers import parse_args as receiver_args
-from senders import Budget, cpu_seconds, plain_socket
+from senders import Budget, plain_socket
 from senders import parse_args as sender_args
 
 if TYPE_CHECKING:
@@ -125,7 +124,7 @@ async def trio_socket_receiver(tally: Tally, args: argparse.Namespace) -> dict[s
 # -- senders ------------------------------------------------------------------------------------
 
 
-async def aiomcast_send_sender(args: argparse.Namespace) -> int:
+async def aiomcast_send_sender(args: argparse.Namespace) -> Budget:
     """aiomcast ``await tx.send(payload)`` per datagram, on trio."""
     import aiomcast.anyio
 
@@ -136,10 +135,10 @@ async def aiomcast_send_sender(args: argparse.Namespace) -> int:
         for payloads in budget:
             for payload in payloads:
                 await send(payload)
-        return budget.sent
+        return budget
 
 
-async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
+async def aiomcast_send_many_sender(args: argparse.Namespace) -> Budget:
     """aiomcast ``await tx.send_many(payloads)``, ``--batch`` payloads per call, on trio."""
     import aiomcast.anyio
 
@@ -149,10 +148,10 @@ async def aiomcast_send_many_sender(args: argparse.Namespace) -> int:
         send_many, budget = tx.send_many, Budget(args)
         for payloads in budget:
             await send_many(payloads)
-        return budget.sent
+        return budget
 
 
-async def trio_socket_sender(args: argparse.Namespace) -> int:
+async def trio_socket_sender(args: argparse.Namespace) -> Budget:
     """trio's own socket: ``await sock.sendto(payload, destination)`` per datagram."""
     sock = trio.socket.from_stdlib_socket(plain_socket(args.ifaddr))
     destination = (args.group, args.port)
@@ -163,11 +162,11 @@ async def trio_socket_sender(args: argparse.Namespace) -> int:
                 await sendto(payload, destination)
     finally:
         sock.close()
-    return budget.sent
+    return budget
 
 
 TrioReceiver = Callable[[Tally, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
-TrioSender = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+TrioSender = Callable[[argparse.Namespace], Coroutine[Any, Any, Budget]]
 
 TRIO_RECEIVERS: dict[str, TrioReceiver] = {
     "trio-aiomcast": aiomcast_receiver,
@@ -191,20 +190,8 @@ def run_receiver(kind: str, rest: list[str]) -> dict[str, Any]:
 
 def run_sender(kind: str, rest: list[str]) -> dict[str, Any]:
     args = sender_args(["blocking-sendto", *rest])
-
-    async def timed() -> tuple[int, float, float]:
-        cpu0, t0 = cpu_seconds(), time.monotonic()
-        sent = await TRIO_SENDERS[kind](args)
-        return sent, time.monotonic() - t0, cpu_seconds() - cpu0
-
-    sent, elapsed, cpu = anyio.run(timed, backend="trio")
-    return {
-        "sender": kind,
-        "sent": sent,
-        "elapsed_s": elapsed,
-        "rate": sent / elapsed if elapsed > 0 else 0.0,
-        "cpu_s": cpu,
-    }
+    budget = anyio.run(TRIO_SENDERS[kind], args, backend="trio")
+    return budget.result(kind)
 
 
 def main(argv: list[str] | None = None) -> int:
