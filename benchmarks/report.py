@@ -102,6 +102,8 @@ def _loss_free_target(results: dict[str, Any], peer: str, factor: float) -> dict
         f"each lost at the next rate tried: {_rate_or_none(mine_lost.get('lost_at'))} and "
         f"{_rate_or_none(theirs_lost.get('lost_at'))}"
     )
+    if mine_lost.get("lost_at") is None:
+        note += " (aiomcast lost at no rate offered: its rate and the ratio are lower bounds)"
     if mine_bound:
         note = "aiomcast lost nothing even unpaced: the ratio is a lower bound (sender-bound)"
     if theirs_bound:
@@ -109,15 +111,17 @@ def _loss_free_target(results: dict[str, Any], peer: str, factor: float) -> dict
     floor, _ = _loss_free_of(results, FLOOR)
     floor_ratio = _ratio(floor, theirs)
     if floor is not None and floor_ratio is not None:
+        floor_capped = summary.get(FLOOR, {}).get("lost_at") is None
+        if floor_capped:
+            why = " (it lost at no rate offered: a lower bound)"
+        elif floor_ratio < factor:
+            why = " (so no per-datagram Python receiver could show the ratio)"
+        else:
+            why = ""
         note += (
             f"; the Python floor (C reader and the same sink, no event loop) reached "
-            f"{_rate_or_none(floor)} = {floor_ratio:.2f}x {peer}"
-            + (
-                " (so no per-datagram Python receiver could show the ratio)"
-                if floor_ratio < factor
-                else ""
-            )
-            + f", aiomcast {100 * mine / floor:.0f} % of the floor"
+            f"{_rate_or_none(floor)} = {floor_ratio:.2f}x {peer}{why}"
+            f", aiomcast {100 * mine / floor:.0f} % of the floor"
         )
     met = ratio is not None and ratio >= factor
     return _target(name, f">= {factor:g}x", measured + f" = {ratio:.2f}x", ratio, met, note)
