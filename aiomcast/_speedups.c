@@ -391,6 +391,35 @@ static PyTypeObject BatchReaderType = {
  * releasing and taking back the GIL (the socket is non-blocking, so the call never waits).
  */
 
+/* The descriptor argument of the send functions: an int in 0..INT_MAX, else -1 with the
+ * error set. */
+static int send_fd(PyObject *arg) {
+    long fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "fd %ld is not a file descriptor", fd);
+        return -1;
+    }
+    return (int)fd;
+}
+
+/* The length of a packed sockaddr argument (bytes), else -1 with the error set. */
+static Py_ssize_t send_namelen(PyObject *address, const char *function) {
+    if (!PyBytes_CheckExact(address)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a bytes address", function);
+        return -1;
+    }
+    Py_ssize_t namelen = PyBytes_GET_SIZE(address);
+    if (namelen < (Py_ssize_t)sizeof(sa_family_t) ||
+        namelen > (Py_ssize_t)sizeof(struct sockaddr_storage)) {
+        PyErr_Format(PyExc_ValueError, "address of %zd bytes is not a sockaddr", namelen);
+        return -1;
+    }
+    return namelen;
+}
+
 PyDoc_STRVAR(sendto_doc,
              "sendto(fd, data, address) -> bool\n\n"
              "One sendto(2) of the bytes ``data`` to ``address`` (a packed sockaddr, bytes) with\n"
@@ -403,25 +432,19 @@ static PyObject *speedups_sendto(PyObject *Py_UNUSED(module), PyObject *const *a
         PyErr_Format(PyExc_TypeError, "sendto() takes 3 arguments (%zd given)", nargs);
         return NULL;
     }
-    long fd = PyLong_AsLong(args[0]);
-    if (fd == -1 && PyErr_Occurred()) {
+    int fd = send_fd(args[0]);
+    if (fd < 0) {
         return NULL;
     }
-    if (fd < 0 || fd > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "fd %ld is not a file descriptor", fd);
-        return NULL;
-    }
-    if (!PyBytes_CheckExact(args[1]) || !PyBytes_CheckExact(args[2])) {
+    if (!PyBytes_CheckExact(args[1])) {
         PyErr_SetString(PyExc_TypeError, "sendto() takes bytes data and a bytes address");
         return NULL;
     }
-    Py_ssize_t namelen = PyBytes_GET_SIZE(args[2]);
-    if (namelen < (Py_ssize_t)sizeof(sa_family_t) ||
-        namelen > (Py_ssize_t)sizeof(struct sockaddr_storage)) {
-        PyErr_Format(PyExc_ValueError, "address of %zd bytes is not a sockaddr", namelen);
+    Py_ssize_t namelen = send_namelen(args[2], "sendto");
+    if (namelen < 0) {
         return NULL;
     }
-    ssize_t sent = sendto((int)fd, PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]),
+    ssize_t sent = sendto(fd, PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]),
                           MSG_DONTWAIT, (const struct sockaddr *)PyBytes_AS_STRING(args[2]),
                           (socklen_t)namelen);
     if (sent < 0) {
@@ -452,12 +475,8 @@ static PyObject *speedups_sendmmsg(PyObject *Py_UNUSED(module), PyObject *const 
         PyErr_Format(PyExc_TypeError, "sendmmsg() takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
-    long fd = PyLong_AsLong(args[0]);
-    if (fd == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (fd < 0 || fd > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "fd %ld is not a file descriptor", fd);
+    int fd = send_fd(args[0]);
+    if (fd < 0) {
         return NULL;
     }
     PyObject *payloads = args[1];
@@ -469,14 +488,8 @@ static PyObject *speedups_sendmmsg(PyObject *Py_UNUSED(module), PyObject *const 
     if (start == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyBytes_CheckExact(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "sendmmsg() takes a bytes address");
-        return NULL;
-    }
-    Py_ssize_t namelen = PyBytes_GET_SIZE(args[3]);
-    if (namelen < (Py_ssize_t)sizeof(sa_family_t) ||
-        namelen > (Py_ssize_t)sizeof(struct sockaddr_storage)) {
-        PyErr_Format(PyExc_ValueError, "address of %zd bytes is not a sockaddr", namelen);
+    Py_ssize_t namelen = send_namelen(args[3], "sendmmsg");
+    if (namelen < 0) {
         return NULL;
     }
     Py_ssize_t total = PySequence_Fast_GET_SIZE(payloads);
@@ -507,7 +520,7 @@ static PyObject *speedups_sendmmsg(PyObject *Py_UNUSED(module), PyObject *const 
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
     /* The GIL is kept: the call never waits (MSG_DONTWAIT), and the payloads stay put. */
-    int sent = sendmmsg((int)fd, msgs, (unsigned int)count, MSG_DONTWAIT);
+    int sent = sendmmsg(fd, msgs, (unsigned int)count, MSG_DONTWAIT);
     if (sent < 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
