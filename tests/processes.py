@@ -6,7 +6,11 @@ namespace, so nothing leaves the machine either way.
 
 ``run`` waits for a command; ``background`` starts one, waits for the line it prints on
 stderr once it is ready (``joined ...``, ``listening on ...``), and always reaps it and closes
-its pipes, also when the test fails.
+its pipes, also when the test fails. It starts the command with SIGINT at the default
+disposition, as a program in a terminal's foreground has it: a suite started as a background
+job of a non-interactive shell (``cmd &`` without job control) runs with SIGINT ignored,
+every child inherits that across exec, and Python then never turns Ctrl-C into
+KeyboardInterrupt, so the tests that stop a command with SIGINT would wait for it in vain.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -127,6 +132,11 @@ class Background:
         )
 
 
+def _default_sigint() -> None:
+    # In the child, between fork and exec (see the module's docstring).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def background(
     argv: Sequence[str], *, ready: str | None, stdin: bool = False, timeout: float = TIMEOUT
@@ -138,6 +148,7 @@ def background(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         bufsize=0,
+        preexec_fn=_default_sigint,
     )
     with proc:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 
 import pytest
 
@@ -131,6 +132,26 @@ def test_anyio_chat_reports_errors_in_one_line() -> None:
     assert bad.returncode == 1
     assert len(bad.err_lines) == 1, bad.stderr
     assert bad.err_lines[0].startswith("chat: interface 'nope0' does not exist")
+
+
+def test_background_commands_get_sigint_even_when_the_suite_ignores_it() -> None:
+    # Started as `pytest &` from a non-interactive shell, the suite runs with SIGINT ignored
+    # and a child would inherit that across exec (POSIX), so the examples below would never
+    # see Ctrl-C. background() starts its commands with the default disposition.
+    show = [
+        sys.executable,
+        "-c",
+        "import signal, sys; ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN; "
+        "print('SIGINT ignored' if ignored else 'SIGINT handled', file=sys.stderr)",
+    ]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with background(show, ready="SIGINT handled") as child:
+            assert child.finish().returncode == 0
+        inherited = run(show)  # a child started otherwise inherits the ignoring
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert inherited.stderr.strip() == "SIGINT ignored"
 
 
 def test_ring_search_finds_a_responder_on_this_host_at_ttl_0() -> None:
