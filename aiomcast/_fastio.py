@@ -581,10 +581,11 @@ class FastDatagramTransport(asyncio.DatagramTransport):
         """
         if self._pending or self._closing:
             return False
-        packed = self._packed_address(addr) if c_sendto is not None else None
-        if packed is not None and c_sendto is not None:
+        sendto = c_sendto
+        packed = None if sendto is None else self._packed_address(addr)
+        if sendto is not None and packed is not None:
             # Hot path: the C sendto, with the address packed once and the GIL kept.
-            return c_sendto(self._fd, data, packed)
+            return sendto(self._fd, data, packed)
         try:
             self._sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
@@ -657,9 +658,10 @@ class FastDatagramTransport(asyncio.DatagramTransport):
     def _sendmmsg(self, payloads: Sequence[bytes], start: int, addr: Any) -> int:
         # One sendmmsg of up to 64 of payloads[start:]: the C one where it is built and the
         # address packs (its iovecs point into the bytes objects), else through ctypes.
-        packed = self._packed_address(addr) if c_sendmmsg is not None else None
-        if packed is not None and c_sendmmsg is not None and type(payloads) in (list, tuple):
-            return c_sendmmsg(self._fd, payloads, start, packed)
+        sendmmsg = c_sendmmsg
+        packed = None if sendmmsg is None else self._packed_address(addr)
+        if sendmmsg is not None and packed is not None and type(payloads) in (list, tuple):
+            return sendmmsg(self._fd, payloads, start, packed)
         if self._send_batch is None:
             self._send_batch = _SendBatch(self._family)
         return self._send_batch.send(self._fd, payloads[start : start + 64], addr)

@@ -502,6 +502,7 @@ static PyObject *speedups_sendmmsg(PyObject *Py_UNUSED(module), PyObject *const 
         count = SENDMMSG_MAX;
     }
     PyObject **items = PySequence_Fast_ITEMS(payloads) + start;
+    char *name = PyBytes_AS_STRING(args[3]);
     struct mmsghdr msgs[SENDMMSG_MAX];
     struct iovec iovs[SENDMMSG_MAX];
     memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)count);
@@ -514,7 +515,7 @@ static PyObject *speedups_sendmmsg(PyObject *Py_UNUSED(module), PyObject *const 
         }
         iovs[i].iov_base = PyBytes_AS_STRING(item);
         iovs[i].iov_len = (size_t)PyBytes_GET_SIZE(item);
-        msgs[i].msg_hdr.msg_name = PyBytes_AS_STRING(args[3]);
+        msgs[i].msg_hdr.msg_name = name;
         msgs[i].msg_hdr.msg_namelen = (socklen_t)namelen;
         msgs[i].msg_hdr.msg_iov = &iovs[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
