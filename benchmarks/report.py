@@ -200,6 +200,34 @@ def _own_measured(results: dict[str, Any]) -> bool:
     return any(row.get("own") for row in results["senders"])
 
 
+def _own_rounds(results: dict[str, Any], sender: str) -> list[float]:
+    """The datagrams/s of each of ``sender``'s rounds on its own path, in the order run."""
+    for row in results["senders"]:
+        if row["sender"] == sender:
+            return [float(own["rate"]) for own in row.get("own_rounds") or []]
+    return []
+
+
+def _own_spread(results: dict[str, Any], sender: str) -> str:
+    """ "own path: median of N rounds (low-high)" when it ran more than once, else ""."""
+    rates = _own_rounds(results, sender)
+    if len(rates) < 2:
+        return ""
+    return (
+        f"own path: median of {len(rates)} rounds "
+        f"({_rate_or_none(min(rates))}-{_rate_or_none(max(rates))})"
+    )
+
+
+def _round_ratios(results: dict[str, Any], sender: str, other: str) -> str:
+    """ "medians of N rounds; per round: 1.52x, ..." when both ran more than once, else ""."""
+    mine, theirs = _own_rounds(results, sender), _own_rounds(results, other)
+    if len(mine) < 2 or len(mine) != len(theirs):
+        return ""
+    ratios = ", ".join(f"{a / b:.2f}x" for a, b in zip(mine, theirs, strict=True) if b)
+    return f"own path: medians of {len(mine)} rounds; round by round {ratios}"
+
+
 def _sender_ratio_target(
     results: dict[str, Any], sender: str, label: str, factor: float
 ) -> dict[str, Any]:
@@ -208,7 +236,7 @@ def _sender_ratio_target(
     measured = f"{_rate_or_none(mine)} vs {_rate_or_none(theirs)}" + (
         f" = {ratio:.2f}x" if ratio is not None else ""
     )
-    notes = []
+    notes = [_round_ratios(results, sender, UVLOOP_SENDTO)]
     c_ratio = _ratio(_sender_rate(results, C_SENDMMSG), theirs)
     if c_ratio is not None:
         notes.append(f"C sendmmsg: {c_ratio:.2f}x")
@@ -227,7 +255,7 @@ def _sender_ratio_target(
         measured,
         ratio,
         met,
-        "; ".join(notes),
+        "; ".join(filter(None, notes)),
     )
 
 
@@ -319,7 +347,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _rate_or_none(gso),
             gso,
             None if gso is None else gso >= 1e6,
-            f"into the lab's receiver: {_rate_or_none(lab_gso)}" if _own_measured(results) else "",
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        _own_spread(results, GSO_SENDER),
+                        f"into the lab's receiver: {_rate_or_none(lab_gso)}"
+                        if _own_measured(results)
+                        else "",
+                    ],
+                )
+            ),
         )
     )
     found.append(_sender_ratio_target(results, NO_GSO_SENDER, "`send_many` without GSO", 1.5))
@@ -506,6 +544,17 @@ TRIO_NOTE = (
 )
 
 
+def _own_cell(row: dict[str, Any]) -> str:
+    """The own-path rate of a sender row: its median round, with the range of its rounds."""
+    if not row.get("own"):
+        return "-"
+    rates = [float(own["rate"]) for own in row.get("own_rounds") or []]
+    cell = f"{row['own']['rate']:,.0f}"
+    if len(rates) > 1:
+        cell += f" ({min(rates) / 1e3:,.0f}k-{max(rates) / 1e3:,.0f}k)"
+    return cell
+
+
 def _sender_table(rows: list[dict[str, Any]]) -> list[str]:
     return _table(
         [
@@ -522,7 +571,7 @@ def _sender_table(rows: list[dict[str, Any]]) -> list[str]:
             [
                 row["sender"],
                 SENDER_LABELS.get(row["sender"], ""),
-                f"{row['own']['rate']:,.0f}" if row.get("own") else "-",
+                _own_cell(row),
                 _num(row["own"]["cpu_us_per_datagram"]) if row.get("own") else "-",
                 f"{row['rate']:,.0f}",
                 _num(row["cpu_us_per_datagram"]),
@@ -660,7 +709,10 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
         "Own path: the receiving end of the veth pair is down, so the veth drops each "
         "datagram as it is handed over and the sender's CPU carries the sender's path only, "
         "as when a NIC takes the frame (with GSO it takes the whole buffer of 64, as a NIC "
-        "with UDP segmentation offload does); the targets use these. Into the lab: to the C "
+        "with UDP segmentation offload does); the targets use these. Every sender runs its "
+        "own path in rounds, each sender once a round, and its cells are its median round "
+        "(the range of its rounds in brackets): one such point moves by 5-10 % from one run "
+        "to the next here. Into the lab (once): to the C "
         "receiver, with RPS on the receiving veth (the receiving kernel path on the "
         "receiver's CPU, as when the receivers are other hosts; over lo the sender's CPU "
         "carries all of it). Each datagram that finds the receiving CPU's queue empty then "
