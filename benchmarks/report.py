@@ -200,11 +200,16 @@ def _own_measured(results: dict[str, Any]) -> bool:
     return any(row.get("own") for row in results["senders"])
 
 
+def _round_rates(row: dict[str, Any]) -> list[float]:
+    """The datagrams/s of each of a sender row's rounds on its own path, in the order run."""
+    return [float(own["rate"]) for own in row.get("own_rounds") or []]
+
+
 def _own_rounds(results: dict[str, Any], sender: str) -> list[float]:
-    """The datagrams/s of each of ``sender``'s rounds on its own path, in the order run."""
+    """``_round_rates`` of ``sender``'s row ([] when it did not run)."""
     for row in results["senders"]:
         if row["sender"] == sender:
-            return [float(own["rate"]) for own in row.get("own_rounds") or []]
+            return _round_rates(row)
     return []
 
 
@@ -548,7 +553,7 @@ def _own_cell(row: dict[str, Any]) -> str:
     """The own-path rate of a sender row: its median round, with the range of its rounds."""
     if not row.get("own"):
         return "-"
-    rates = [float(own["rate"]) for own in row.get("own_rounds") or []]
+    rates = _round_rates(row)
     cell = f"{row['own']['rate']:,.0f}"
     if len(rates) > 1:
         cell += f" ({min(rates) / 1e3:,.0f}k-{max(rates) / 1e3:,.0f}k)"
