@@ -1,4 +1,4 @@
-"""Shared test helpers: links, root requirement, collecting datagrams, kernel checks.
+"""Shared test helpers: links, root and capabilities, collecting datagrams, kernel checks.
 
 Like h11's ConnectionPair, these build the common shapes once so tests state only what they
 prove.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import pathlib
 import socket
 import struct
 import subprocess
@@ -58,6 +59,38 @@ def require_root(what: str) -> None:
     if ok:
         return
     message = f"{what} needs network namespaces: {why}"
+    if IN_CI:
+        pytest.fail(f"CI is set, so this must run: {message}")
+    pytest.skip(message)
+
+
+#: Capability bit numbers (linux/capability.h) of the capabilities tests ask about.
+CAPABILITIES = {"CAP_NET_ADMIN": 12}
+
+
+def has_capability(name: str) -> bool:
+    """Whether the process holds capability ``name`` where the kernel's capable() looks.
+
+    That is the effective set (CapEff in /proc/self/status) in the initial user namespace:
+    a capability held only inside another user namespace (a rootless container) does not
+    let a process past a capable() check, so it does not count.
+    """
+    status = pathlib.Path("/proc/self/status")
+    uid_map = pathlib.Path("/proc/self/uid_map")
+    try:
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        initial = uid_map.read_text().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return False
+    effective = int(fields.get("CapEff", "0").strip(), 16)
+    return initial and bool(effective >> CAPABILITIES[name] & 1)
+
+
+def require_capability(name: str, what: str) -> None:
+    """Skip (or fail under CI) unless the process holds capability ``name``."""
+    if has_capability(name):
+        return
+    message = f"{what} needs {name}, which this process does not hold"
     if IN_CI:
         pytest.fail(f"CI is set, so this must run: {message}")
     pytest.skip(message)
@@ -127,13 +160,19 @@ def received_ttl(sock: socket.socket) -> tuple[bytes, int]:
 
 
 def start_capture(
-    host: lab.Host, interface: str, expression: str = "", *, verbosity: str = "-v"
+    host: lab.Host,
+    interface: str,
+    expression: str = "",
+    *,
+    verbosity: str = "-v",
+    direction: str = "inout",
 ) -> subprocess.Popen[str]:
     """Start tcpdump on ``interface`` in ``host``; returns once the capture is live.
 
     ``verbosity`` "-vv" also prints the source lists of IGMPv3 / MLDv2 group records.
+    ``direction`` "in" or "out" captures only what arrives or leaves (tcpdump's ``-Q``).
     """
-    argv = ["tcpdump", "-i", interface, "-nn", "-l", "-U", "-p", verbosity]
+    argv = ["tcpdump", "-i", interface, "-Q", direction, "-nn", "-l", "-U", "-p", verbosity]
     if expression:
         argv.append(expression)
     proc = subprocess.Popen(
