@@ -18,6 +18,11 @@ Everything it made is removed on exit, also when the body fails or is cancelled.
 root (CAP_SYS_ADMIN and CAP_NET_ADMIN) and the ``ip`` command; ``lab_available()`` says
 whether they are here and, if not, why.
 
+Routers (``Lab.router``, ``routers`` in a description) forward multicast by static routes
+through one of two engines, the kernel's multicast router or nftables rules on the ingress
+hook; ``aiomcast._routing`` describes them, and ``engine_report()`` says which this kernel
+runs. Whatever the engine, a description means the same forwarding.
+
 The addresses used are 10.201.N.0/24 and fd00:a10c:N::/64 inside the lab's namespaces only.
 """
 
@@ -27,20 +32,30 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import ipaddress
 import itertools
 import os
 import re
 import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Final
 
 from ._interfaces import network_namespace
+from ._routing import (
+    ENGINES,
+    Engine,
+    LabError,
+    Port,
+    Route,
+    choose_engine,
+    default_routes,
+    engines_present,
+)
 
 __all__ = [
+    "ENGINES",
     "Attachment",
     "Host",
     "Lab",
@@ -48,7 +63,11 @@ __all__ = [
     "LinkEnds",
     "Net",
     "Plan",
+    "Route",
+    "RoutePlan",
     "Router",
+    "engine_report",
+    "engines_present",
     "enter_private_network",
     "in_private_network",
     "lab_available",
@@ -60,10 +79,6 @@ __all__ = [
 CLONE_NEWNET: Final = 0x40000000
 _NETNS_DIR: Final = "/run/netns"
 _counter = itertools.count(1)
-
-
-class LabError(RuntimeError):
-    """The lab could not build or remove a namespace, link or address."""
 
 
 def _libc() -> ctypes.CDLL:
@@ -252,74 +267,67 @@ class Host:
 
 
 class Router(Host):
-    """A host that forwards multicast in the kernel, driven by smcroute.
+    """A host that forwards multicast between its interfaces, by static routes.
 
     Each of its interfaces has a TTL threshold: a datagram is forwarded out of the interface
-    only if the TTL (IPv4) or hop limit (IPv6) it arrived with is greater than the threshold.
-    The kernel enforces IPv4 thresholds (smcroute's ``phyint ... ttl-threshold``); Linux's
-    IPv6 multicast router ignores the per-interface threshold, so the lab enforces IPv6 hop
-    limit thresholds with an nftables rule on the forward hook. Routers never forward
-    224.0.0.0/24 or link-local IPv6 groups: the kernel refuses to (S11).
+    only if the TTL (IPv4) or hop limit (IPv6) it arrived with is greater than the threshold,
+    and it leaves with one less. Without routes of its own (``Lab.route``) a router forwards
+    every group from each of its interfaces to all the others. Routers never forward
+    224.0.0.0/24 or link-local IPv6 groups (S11), nor back out of the incoming interface.
+    The lab's forwarding engine (``Lab.engine``) does the forwarding: see aiomcast._routing.
     """
 
     def __init__(self, name: str, netns: str) -> None:
         super().__init__(name, netns)
-        self.daemon: subprocess.Popen[bytes] | None = None
-        self.workdir: str | None = None
+        #: The routes given with Lab.route, in order (none: every group everywhere).
+        self.routes: list[Route] = []
+        #: The running engine, from Lab.start_routing on.
+        self.engine: Engine | None = None
 
     @property
     def is_router(self) -> bool:
         """Always True."""
         return True
 
-    def smcroute_conf(self) -> str:
-        """Return the smcroute configuration.
+    @property
+    def ports(self) -> list[Port]:
+        """This router's interfaces with their thresholds, by net number."""
+        return [Port(a.ifname, a.threshold) for _, a in sorted(self.attachments.items())]
 
-        Every interface is enabled with its threshold, with (*,G) routes for all IPv4 and IPv6
-        groups from each interface to all the others.
-        """
-        names = [a.ifname for a in self.attachments.values()]
-        lines = [
-            f"phyint {a.ifname} enable ttl-threshold {a.threshold}"
-            for a in self.attachments.values()
-        ]
-        for name in names:
-            others = " ".join(n for n in names if n != name)
-            if others:
-                lines.append(f"mroute from {name} group 224.0.0.0/4 to {others}")
-                lines.append(f"mroute from {name} group ff00::/8 to {others}")
-        return "\n".join(lines) + "\n"
+    def effective_routes(self) -> list[Route]:
+        """The routes given, or else (*,G) routes for every group between all interfaces."""
+        return list(self.routes) if self.routes else default_routes(self.ports)
 
-    def nft_rules(self) -> str:
-        """Return nftables rules dropping forwarded IPv6 multicast below each threshold.
+    def stop_forwarding(self) -> None:
+        """Stop the engine: the router forwards nothing until ``start_forwarding``."""
+        if self.engine is None:
+            raise LabError(f"{self.name} is not routing: call Lab.start_routing first")
+        self.engine.stop()
 
-        The forward hook sees the hop limit after the router decremented it, so "arrived with
-        more than T" is "is at least T" there.
-        """
-        rules = [
-            f'        oifname "{a.ifname}" ip6 daddr ff00::/8 ip6 hoplimit < {a.threshold} '
-            "counter drop"
-            for a in self.attachments.values()
-            if a.threshold > 1
-        ]
-        body = "\n".join(rules)
-        return (
-            "table ip6 aiomcast_scope {\n"
-            "    chain forward {\n"
-            "        type filter hook forward priority 0; policy accept;\n"
-            f"{body}\n"
-            "    }\n"
-            "}\n"
-        )
+    def start_forwarding(self) -> None:
+        """Start the engine again after ``stop_forwarding``, with the same routes."""
+        if self.engine is None:
+            raise LabError(f"{self.name} is not routing: call Lab.start_routing first")
+        if not self.engine.running:
+            self.engine.start()
 
 
 class Lab:
-    """A set of namespaces and veth links, removed on exit."""
+    """A set of namespaces and veth links, removed on exit.
 
-    def __init__(self, prefix: str = "amc") -> None:
+    ``engine`` names the routers' forwarding engine, "ipmr" or "netfilter" (``ENGINES``);
+    None takes the first this kernel runs, ipmr before netfilter. A named engine that the
+    kernel cannot run is refused when routing starts, with the reason.
+    """
+
+    def __init__(self, prefix: str = "amc", *, engine: str | None = None) -> None:
         ok, why = lab_available()
         if not ok:
             raise LabError(why)
+        if engine is not None and engine not in ENGINES:
+            raise LabError(f"forwarding engine {engine!r} is not one of {', '.join(ENGINES)}")
+        self._engine_asked = engine
+        self._engine: type[Engine] | None = None
         number = next(_counter)
         self.tag = f"{prefix}{os.getpid()}x{number}"
         self.hosts: dict[str, Host] = {}
@@ -452,11 +460,70 @@ class Lab:
             host.run("sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1", check=False)
         host.ip("link", "set", name, "up")
 
+    @property
+    def engine(self) -> str | None:
+        """The routers' forwarding engine, once routing started (None before)."""
+        return self._engine.name if self._engine is not None else None
+
+    def route(
+        self,
+        router: Router,
+        inbound: int,
+        outbound: Sequence[int],
+        group: str,
+        source: str | Host | None = None,
+    ) -> Route:
+        """Give ``router`` a static route, before ``start_routing``.
+
+        Datagrams for ``group`` (one group, or a prefix such as ``239.0.0.0/8``) that arrive
+        on the router's interface on net ``inbound`` leave through its interfaces on the nets
+        ``outbound``. With ``source`` (an address, or a host: its address in the group's
+        family) the route is (S,G) and takes only that source's datagrams; (S,G) routes are
+        matched before (*,G) routes. A router given routes forwards nothing else.
+        """
+        if router.engine is not None:
+            raise LabError(f"{router.name} is routing already: give routes before start_routing")
+        try:
+            network = ipaddress.ip_network(group)
+        except ValueError:
+            raise LabError(f"route group {group!r} is not a group or group prefix") from None
+        family = "ipv4" if network.version == 4 else "ipv6"
+        if isinstance(source, Host):
+            source = self._source_address(source, inbound, family)
+        address = None
+        if source is not None:
+            try:
+                address = ipaddress.ip_address(source)
+            except ValueError:
+                raise LabError(f"route source {source!r} is not an address") from None
+            if address.is_multicast or address.is_unspecified:
+                raise LabError(f"route source {source!r} is not a unicast address")
+        route = Route(
+            router.iface(inbound),
+            network,
+            tuple(router.iface(number) for number in outbound),
+            address,
+        )
+        router.routes.append(route)
+        return route
+
+    @staticmethod
+    def _source_address(host: Host, inbound: int, family: str) -> str:
+        if inbound in host.attachments:
+            return host.address(inbound, family)
+        if len(host.attachments) == 1:
+            (attachment,) = host.attachments.values()
+            return attachment.ipv4 if family == "ipv4" else attachment.ipv6
+        raise LabError(
+            f"{host.name} is on several nets, none of them {inbound}: give its address instead"
+        )
+
     def start_routing(self) -> None:
-        """Give single-homed hosts their routes and start every router's smcroute daemon.
+        """Give single-homed hosts their routes and start every router's forwarding.
 
         A host on one net sends multicast (and IPv4/IPv6 unicast by default) into that net,
-        towards its first router. Returns once every daemon has installed its routes.
+        towards its first router. The engine is chosen here (see ``Lab``). Returns once every
+        router's routes are in place.
         """
         for host in self.hosts.values():
             if host.is_router or len(host.attachments) != 1:
@@ -468,49 +535,15 @@ class Lab:
             if gateway is not None:
                 host.ip("route", "add", "default", "via", gateway.ipv4)
                 host.ip("-6", "route", "add", "default", "via", gateway.ipv6)
-        for host in self.hosts.values():
-            if isinstance(host, Router) and host.attachments:
-                self._start_router(host)
-
-    def _start_router(self, router: Router) -> None:
-        if shutil.which("smcrouted") is None:
-            raise LabError("smcrouted (Debian package smcroute) is not installed")
-        workdir = tempfile.mkdtemp(prefix=f"{router.netns}-")
-        router.workdir = workdir
-        conf, sock, pid, log = (
-            os.path.join(workdir, f) for f in ("r.conf", "r.sock", "r.pid", "r.log")
-        )
-        with open(conf, "w", encoding="ascii") as handle:
-            handle.write(router.smcroute_conf())
-        if any(a.threshold > 1 for a in router.attachments.values()):
-            if shutil.which("nft") is None:
-                raise LabError("nft (Debian package nftables) is needed for IPv6 thresholds")
-            result = subprocess.run(
-                router.command("nft", "-f", "-"),
-                input=router.nft_rules(),
-                text=True,
-                capture_output=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise LabError(f"nft on {router.name} failed: {result.stderr.strip()}")
-        with open(log, "wb") as out:
-            router.daemon = subprocess.Popen(
-                router.command(
-                    "smcrouted", "-n", "-N", "-f", conf, "-u", sock, "-P", pid, "-l", "info"
-                ),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if router.daemon.poll() is not None:
-                raise LabError(f"smcrouted on {router.name} exited: {_tail(log)}")
-            if os.path.exists(pid):
-                return
-            time.sleep(0.02)
-        raise LabError(f"smcrouted on {router.name} did not start: {_tail(log)}")
+        routers = [h for h in self.hosts.values() if isinstance(h, Router) and h.attachments]
+        if not routers:
+            return
+        if self._engine is None:
+            self._engine = choose_engine(self._engine_asked)
+        for router in routers:
+            assert router.netns is not None
+            router.engine = self._engine(router.netns, router.ports, router.effective_routes())
+            router.engine.start()
 
     def build(self, description: str) -> Lab:
         """Build a topology from a short description and start its routers.
@@ -522,9 +555,13 @@ class Lab:
             net 1 src h1 r1          # src, h1 and r1 share subnet 1 (a bridge)
             net 2 r1/1 h2 r2         # r1's interface on net 2 has TTL threshold 1
             net 3 r2/31 h3           # forwarded into net 3 only if it arrived with TTL > 31
+            route r2 from 2 to 3 group 232.1.1.1 source src    # an (S,G) route (Lab.route)
+            route r2 from 2 to 3 group 239.0.0.0/8             # a (*,G) route
 
-        Nets and routers must form a tree (no forwarding loops). The whole description is
-        read (``parse_description``) before anything is built. Returns the lab.
+        Nets and routers must form a tree (no forwarding loops). A router without ``route``
+        statements forwards every group between all its interfaces; one with them forwards
+        only what they say. The whole description is read (``parse_description``) before
+        anything is built. Returns the lab.
         """
         plan = parse_description(description)
         for name in plan.order:
@@ -543,6 +580,13 @@ class Lab:
                 else:
                     raise LabError(f"{name} is not a router: it has no TTL threshold")
             self.net(net_number, *resolved)
+        for route in plan.routes:
+            router = self.hosts[route.router]
+            assert isinstance(router, Router)
+            source: str | Host | None = route.source
+            if route.source is not None and route.source in self.hosts:
+                source = self.hosts[route.source]
+            self.route(router, route.inbound, route.outbound, route.group, source)
         self.start_routing()
         return self
 
@@ -581,20 +625,16 @@ class Lab:
         return ends
 
     def close(self) -> None:
-        """Stop every router daemon and delete every namespace and link the lab made."""
+        """Stop every router's engine and delete every namespace and link the lab made."""
         errors = []
         for host in self.hosts.values():
-            if isinstance(host, Router) and host.daemon is not None:
-                host.daemon.terminate()
+            if isinstance(host, Router) and host.engine is not None:
+                # Daemons end here; rulesets end with the router's namespace below.
                 try:
-                    host.daemon.wait(5)
-                except subprocess.TimeoutExpired:
-                    host.daemon.kill()
-                    host.daemon.wait(5)
-                host.daemon = None
-            if isinstance(host, Router) and host.workdir is not None:
-                shutil.rmtree(host.workdir, ignore_errors=True)
-                host.workdir = None
+                    host.engine.stop()
+                except LabError as exc:
+                    errors.append(str(exc))
+                host.engine = None
         for name in self._local_links:
             # Deleting one end of a veth pair deletes both; the other may be gone already.
             _run(["ip", "link", "del", name], check=False)
@@ -621,12 +661,19 @@ class Lab:
         self.close()
 
 
-def _tail(path: str, lines: int = 5) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return " | ".join(handle.read().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+@dataclasses.dataclass(frozen=True)
+class RoutePlan:
+    """A ``route`` statement of a lab description (see ``Lab.route``)."""
+
+    router: str
+    inbound: int
+    outbound: tuple[int, ...]
+    #: One group or a prefix, as written.
+    group: str
+    #: A declared host's name, an address, or None for a (*,G) route.
+    source: str | None
+    #: The statement's line in the description.
+    line: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -639,6 +686,8 @@ class Plan:
     hosts: frozenset[str]
     #: (net number, [(member, TTL threshold or None)]) in the order given.
     nets: tuple[tuple[int, tuple[tuple[str, int | None], ...]], ...]
+    #: The static routes, in the order given.
+    routes: tuple[RoutePlan, ...] = ()
 
 
 _NAME: Final = re.compile(r"^[A-Za-z0-9_]{1,12}$")
@@ -659,12 +708,16 @@ def parse_description(description: str) -> Plan:
         LabError: a line that cannot be read, naming the line: unknown statement, a name
             declared twice or not declared, a bad name (letters, digits and _ only, at most
             12), a net or threshold outside 1-255, a threshold on a host, a net with fewer
-            than two members or a member twice, a net number used twice, or a forwarding loop.
+            than two members or a member twice, a net number used twice, a forwarding loop,
+            or a route that names no router, a net its router is not on, its own incoming net
+            as outgoing, something other than a multicast group or prefix, or a source that
+            is neither a host nor a unicast address of the group's family.
     """
     if not isinstance(description, str):
         raise LabError(f"a lab description is text, not {type(description).__name__}")
     declared: dict[str, bool] = {}
     nets: list[tuple[int, list[tuple[str, int | None]]]] = []
+    routes: list[RoutePlan] = []
     for number, raw in enumerate(description.splitlines(), start=1):
         words = raw.split("#", 1)[0].split()
         if not words:
@@ -699,15 +752,66 @@ def parse_description(description: str) -> Plan:
                         )
                 members.append((name, threshold))
             nets.append((net, members))
+        elif kind == "route":
+            routes.append(_route_statement(rest, declared, number))
         else:
             raise LabError(f"line {number}: cannot read {raw.strip()[:60]!r}")
     _check_tree({name for name, is_router in declared.items() if is_router}, nets)
+    on = {(name, net) for net, members in nets for name, _ in members}
+    for route in routes:
+        for net in (route.inbound, *route.outbound):
+            if (route.router, net) not in on:
+                raise LabError(f"line {route.line}: router {route.router} is not on net {net}")
     return Plan(
         order=tuple(declared),
         routers=frozenset(n for n, r in declared.items() if r),
         hosts=frozenset(n for n, r in declared.items() if not r),
         nets=tuple((n, tuple(m)) for n, m in nets),
+        routes=tuple(routes),
     )
+
+
+def _route_statement(words: list[str], declared: dict[str, bool], line: int) -> RoutePlan:
+    # route ROUTER from NET to NET [NET ...] group GROUP[/LEN] [source HOST|ADDRESS]
+    usage = "route ROUTER from NET to NET... group GROUP[/LEN] [source HOST|ADDRESS]"
+    if len(words) < 7 or words[1] != "from" or words[3] != "to" or "group" not in words[4:]:
+        raise LabError(f"line {line}: a route reads {usage!r}")
+    router = words[0]
+    if router not in declared:
+        raise LabError(f"line {line}: {router[:20]!r} is not declared")
+    if not declared[router]:
+        raise LabError(f"line {line}: {router} is not a router: it has no routes")
+    inbound = _small_number(words[2], 1, 255, "net", line)
+    at = words.index("group", 4)
+    outbound = tuple(_small_number(w, 1, 255, "net", line) for w in words[4:at])
+    tail = words[at + 1 :]
+    if not outbound or len(tail) not in (1, 3) or (len(tail) == 3 and tail[1] != "source"):
+        raise LabError(f"line {line}: a route reads {usage!r}")
+    if inbound in outbound:
+        raise LabError(f"line {line}: a route never sends back out of net {inbound}")
+    if len(set(outbound)) != len(outbound):
+        raise LabError(f"line {line}: a route names an outgoing net twice")
+    try:
+        group = ipaddress.ip_network(tail[0])
+    except ValueError:
+        raise LabError(f"line {line}: {tail[0][:40]!r} is not a group or group prefix") from None
+    if not group.is_multicast:
+        raise LabError(f"line {line}: {tail[0][:40]!r} is not a multicast group or prefix")
+    source = tail[2] if len(tail) == 3 else None
+    if source is not None and source not in declared:
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            raise LabError(
+                f"line {line}: source {source[:40]!r} is neither a host nor an address"
+            ) from None
+        if address.version != group.version or address.is_multicast or address.is_unspecified:
+            raise LabError(
+                f"line {line}: source {source!r} is not a unicast address of {group}'s family"
+            )
+    elif source is not None and declared[source]:
+        raise LabError(f"line {line}: source {source} is a router, not a host")
+    return RoutePlan(router, inbound, outbound, tail[0], source, line)
 
 
 def _check_tree(routers: set[str], nets: list[tuple[int, list[tuple[str, int | None]]]]) -> None:
@@ -731,6 +835,11 @@ def _check_tree(routers: set[str], nets: list[tuple[int, list[tuple[str, int | N
                     "nets and routers must form a tree"
                 )
             parent[a] = b
+
+
+def engine_report() -> str:
+    """One line naming each forwarding engine and whether this kernel runs it, or why not."""
+    return "; ".join(f"{name}: {why or 'present'}" for name, why in engines_present().items())
 
 
 def leftover_namespaces(prefix: str = "amc") -> list[str]:

@@ -9,13 +9,20 @@ suite stays in the host namespace and IPv4 endpoint tests use the loopback inter
 
 Loops. Every async test runs on the plain asyncio loop and on uvloop
 (pytest-asyncio's ``pytest_asyncio_loop_factories`` hook).
+
+Routers. A test that takes the ``engine`` fixture runs once per forwarding engine that this
+kernel runs (``lab.engines_present``: ipmr, netfilter). The report's header names the engines
+found and the end of the run how many routed tests passed through each, so a log shows which
+engine proved the routed behaviour.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
@@ -23,18 +30,60 @@ import uvloop
 
 from aiomcast import lab
 from aiomcast.lab import LinkEnds
-from tests.helpers import Link, LinkPair, require_root
+from tests.helpers import IN_CI, Link, LinkPair, require_root
 
 LAB_OK, LAB_WHY = lab.lab_available()
+
+#: Each forwarding engine and why this kernel cannot run it ("" when it can); asked once, as
+#: root, in pytest_configure. Without root it stays empty.
+ENGINES_HERE: dict[str, str] = {}
+#: The engine of each routed test, by node id, and the routed tests passed per engine.
+_ENGINE_OF: dict[str, str] = {}
+_ROUTED_PASSED: Counter[str] = Counter()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if LAB_OK and not lab.in_private_network():
         lab.enter_private_network()
     config.stash[_isolated_key] = lab.in_private_network()
+    if LAB_OK:
+        ENGINES_HERE.update(lab.engines_present())
 
 
 _isolated_key = pytest.StashKey[bool]()
+
+
+def _routed_engines() -> list[str]:
+    if not LAB_OK:
+        return list(lab.ENGINES)  # every one skips: no namespaces without root
+    present = [name for name, why in ENGINES_HERE.items() if not why]
+    return present or ["none"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", _routed_engines())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "engine" in callspec.params:
+            _ENGINE_OF[item.nodeid] = str(callspec.params["engine"])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and report.nodeid in _ENGINE_OF:
+        _ROUTED_PASSED[_ENGINE_OF[report.nodeid]] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not ENGINES_HERE or not _ENGINE_OF:
+        return
+    parts = []
+    for name, why in ENGINES_HERE.items():
+        parts.append(f"{name}: {_ROUTED_PASSED[name]}" + (f" ({why})" if why else ""))
+    terminalreporter.write_line("aiomcast lab: routed tests passed per engine: " + "; ".join(parts))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -45,10 +94,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             print(f"\naiomcast: removed leftover namespaces {left}")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    if config.stash.get(_isolated_key, False):
-        return "aiomcast: tests run in a private network namespace (root)"
-    return f"aiomcast: no private network namespace ({LAB_WHY}); IPv4 tests use lo only"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not config.stash.get(_isolated_key, False):
+        return [f"aiomcast: no private network namespace ({LAB_WHY}); IPv4 tests use lo only"]
+    engines = "; ".join(f"{name}: {why or 'present'}" for name, why in ENGINES_HERE.items())
+    return [
+        "aiomcast: tests run in a private network namespace (root)",
+        f"aiomcast lab forwarding engines: {engines}",
+    ]
 
 
 def pytest_asyncio_loop_factories(
@@ -110,6 +163,43 @@ def link(request: pytest.FixtureRequest, local_veth: LinkPair | None) -> Link:
 def wire_link(request: pytest.FixtureRequest, local_veth: LinkPair | None) -> Link:
     """Like ``link`` but never the loopback interface: for behaviour that lo cannot show."""
     return _veth_link(str(request.param), local_veth)
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> str:
+    """A forwarding engine this kernel runs (parametrized by pytest_generate_tests)."""
+    name = str(request.param)
+    require_root(f"routing through {name}")
+    if name == "none":
+        pytest.skip(f"this kernel runs no forwarding engine: {lab.engine_report()}")
+    for program, package in lab.ENGINES[name].programs:
+        if shutil.which(program) is None:
+            message = f"{name} needs {program} (Debian package {package}), see .ci/run"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+    return name
+
+
+@pytest.fixture
+def routed(engine: str) -> Iterator[lab.Lab]:
+    """A fresh lab whose routers forward through ``engine``, torn down afterwards."""
+    with lab.Lab(engine=engine) as net:
+        yield net
+
+
+@pytest.fixture
+def ipmr_lab() -> Iterator[lab.Lab]:
+    """A lab whose routers use the kernel's multicast router, for pins of its own behaviour.
+
+    Skips where the kernel has none (also in CI: a property of the kernel's build).
+    """
+    require_root("the kernel's multicast router")
+    why = ENGINES_HERE.get("ipmr", "")
+    if why:
+        pytest.skip(f"pins the kernel's multicast router (ipmr), which is missing: {why}")
+    with lab.Lab(engine="ipmr") as net:
+        yield net
 
 
 @pytest.fixture

@@ -246,6 +246,17 @@ def test_sequence_tracker_takes_any_stream(window: object, numbers: list[object]
                     "# comment",
                     "net 3 r1/0 a",
                     "net 4 r1/256 a",
+                    "route r1 from 1 to 2 group 239.1.1.1",
+                    "route r1 from 1 to 2 group 232.1.1.1 source a",
+                    "route r1 from 2 to 1 group ff35::1 source fd00::1",
+                    "route r1 from 1 to 1 group 239.0.0.0/8",
+                    "route a from 1 to 2 group 239.1.1.1",
+                    "route r1 from 1 to 2 group 10.0.0.1",
+                    "route r1 from 1 to 2 group ff15::1 source 10.0.0.1",
+                    "route r1 from 1 to 2 group 239.1.1.1/33",
+                    "route r1 from 1 to 2 group 239.1.1.1 source r1",
+                    "route r1 from 1 to 2",
+                    "route r1 from 1 to 3 group 239.1.1.1",
                 ]
             ),
         ),
@@ -271,6 +282,17 @@ def test_lab_description_parser(lines: list[str]) -> None:
         for name, threshold in members:
             assert name in plan.routers or name in plan.hosts
             assert threshold is None or (name in plan.routers and 1 <= threshold <= 255)
+    on = {(name, number) for number, members in plan.nets for name, _ in members}
+    for route in plan.routes:
+        assert route.router in plan.routers
+        assert route.inbound not in route.outbound
+        assert all((route.router, n) in on for n in (route.inbound, *route.outbound))
+        assert (
+            route.source is None
+            or route.source in plan.hosts
+            or ":" in route.source
+            or (route.source.count(".") == 3)
+        )
 
 
 # -- openers: what is checked when open_* is called ----------------------------------------------

@@ -1,4 +1,8 @@
-"""Routed multicast in the lab: real routers (smcroute + kernel) between namespaces.
+"""Routed multicast in the lab: real routers between namespaces, on every forwarding engine.
+
+Every routed test runs once per engine this kernel has (the ``engine`` fixture): ipmr (the
+kernel's multicast router, driven by smcroute) and netfilter (nftables rules on each router
+interface's ingress hook). Pins of ipmr's own behaviour run only where ipmr exists.
 
 The scope chain below makes the TTL table of S9 real: each boundary router's threshold is
 the scope's initial TTL minus the hops already taken, so an initial TTL t reaches exactly the
@@ -14,13 +18,15 @@ receivers that ``scope_of_ttl(t)`` names.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
 import aiomcast
 from aiomcast import lab
+from aiomcast._routing import IP6_THRESHOLD_TABLE, NETFILTER_TABLE, Ipmr
 from tests.helpers import collect, nothing_arrives, require_root, start_capture, stop_capture
 
 pytestmark = pytest.mark.asyncio
@@ -47,10 +53,8 @@ GROUPS = {"ipv4": "239.5.5.5", "ipv6": "ff15::5:5:5"}
 
 
 @pytest.fixture
-def net() -> Iterator[lab.Lab]:
-    require_root("the routed lab")
-    with lab.Lab() as built:
-        yield built
+def net(routed: lab.Lab) -> lab.Lab:
+    return routed
 
 
 async def drain(receivers: dict[str, aiomcast.Receiver], wait: float = 0.3) -> set[str]:
@@ -159,13 +163,14 @@ async def test_link_local_groups_are_never_forwarded(net: lab.Lab, family: str) 
                 await rx.aclose()
 
 
-async def test_linux_ip6mr_ignores_the_interface_threshold(net: lab.Lab) -> None:
+async def test_linux_ip6mr_ignores_the_interface_threshold(ipmr_lab: lab.Lab) -> None:
     # Pinned kernel behaviour (Linux 6.18): the IPv6 multicast router accepts a per-interface
     # threshold (smcroute reports "TTL threshold 5") but forwards any hop limit above 1. The
     # lab therefore enforces IPv6 thresholds with nftables; without that rule, hop limit 2
     # crosses a threshold of 5, while IPv4 (enforced by the kernel) stops at it.
+    net = ipmr_lab
     net.build("routers r1\nhosts src h1\nnet 1 src r1\nnet 2 r1/5 h1\n")
-    net["r1"].run("nft", "delete", "table", "ip6", "aiomcast_scope")
+    net["r1"].run("nft", "delete", "table", "ip6", IP6_THRESHOLD_TABLE)
     for family, group in GROUPS.items():
         receivers = await open_members(net, group, 7003, {"h1": 2})
         with net["src"].entered():
@@ -265,7 +270,8 @@ async def test_own_datagram_returns_through_the_router(
         assert await nothing_arrives(rx)
 
 
-async def test_description_errors_are_clear(net: lab.Lab) -> None:
+async def test_description_errors_are_clear(netlab: lab.Lab) -> None:
+    net = netlab
     with pytest.raises(lab.LabError, match="'ghost' is not declared"):
         net.build("hosts a\nnet 1 a ghost\n")
     with pytest.raises(lab.LabError, match="forwarding loop"):
@@ -275,26 +281,36 @@ async def test_description_errors_are_clear(net: lab.Lab) -> None:
     assert net.hosts == {}
 
 
-async def test_lab_leaves_nothing_behind(family: str) -> None:
-    require_root("the routed lab")
-    with lab.Lab(prefix="amct") as built:
-        built.build(SCOPE_CHAIN)
-        names = [h.netns for h in built.hosts.values()]
-        daemons = [h.daemon for h in built.hosts.values() if isinstance(h, lab.Router)]
-        assert len(daemons) == 4
-        assert all(d is not None and d.poll() is None for d in daemons)
-        tag = built.tag
-    assert all(d is not None and d.poll() is not None for d in daemons)
-    assert not [n for n in lab.leftover_namespaces("amct") if n.startswith(tag)]
-    assert names
+async def test_lab_leaves_nothing_behind(engine: str) -> None:
+    # Every daemon stopped, every ruleset and namespace gone, also when the body fails.
+    for fails in (False, True):
+        with contextlib.suppress(ZeroDivisionError), lab.Lab(prefix="amct", engine=engine) as built:
+            built.build(SCOPE_CHAIN)
+            assert built.engine == engine
+            routers = [h for h in built.hosts.values() if isinstance(h, lab.Router)]
+            engines = [r.engine for r in routers]
+            assert len(engines) == 4
+            assert all(e is not None and e.running for e in engines)
+            daemons = [e.daemon for e in engines if isinstance(e, Ipmr)]
+            assert len(daemons) == (4 if engine == "ipmr" else 0)
+            for router in routers:
+                tables = router.run("nft", "list", "tables").stdout
+                assert (NETFILTER_TABLE in tables) == (engine == "netfilter"), tables
+            tag = built.tag
+            if fails:
+                1 / 0  # noqa: B018
+        assert all(e is not None and not e.running for e in engines)
+        assert all(d is not None and d.poll() is not None for d in daemons)
+        assert not [n for n in lab.leftover_namespaces("amct") if n.startswith(tag)]
 
 
 async def test_each_datagram_leaves_through_exactly_one_interface(
-    net: lab.Lab, family: str
+    netlab: lab.Lab, family: str
 ) -> None:
     # seed S12: a host with two multicast interfaces sends each datagram through one of them.
     # seed S13: the outgoing interface option moves it; resetting restores the default, which
     # follows the route for the group. Captured on both interfaces of the sending host.
+    net = netlab
     net.build("hosts m h1 h2\nnet 1 m h1\nnet 2 m h2\n")
     m = net["m"]
     if family == "ipv4":
@@ -330,3 +346,64 @@ async def test_each_datagram_leaves_through_exactly_one_interface(
         assert await where(b"chosen") == ["n2"]
         tx.interface = None
         assert await where(b"reset") == ["n1"]
+
+
+FAN_OUT = """
+routers r1
+hosts src h2 h3 h4
+net 1 src r1
+net 2 r1 h2
+net 3 r1 h3 h4            # a bridge: three members
+"""
+
+
+async def test_router_forwards_once_onto_each_other_interface(net: lab.Lab, family: str) -> None:
+    # seed S12: the sender's datagram leaves its host through one interface; the router sends
+    # it on once through each of its other interfaces and never back out of the one it came
+    # in on. Every member behind the router, also the two on one bridge, gets it once.
+    # Captured leaving each of the router's interfaces.
+    net.build(FAN_OUT)
+    group = GROUPS[family]
+    receivers = await open_members(net, group, 7010, {"h2": 2, "h3": 3, "h4": 3})
+    with net["src"].entered():
+        tx = await aiomcast.open_sender(group, 7010, interface="n1", ttl=8)
+    r1 = net["r1"]
+    try:
+        await tx.send(b"warm up")
+        await drain(receivers, 0.5)
+        captures = {
+            name: start_capture(r1, name, "udp port 7010", direction="out")
+            for name in ("n1", "n2", "n3")
+        }
+        await tx.send(b"fan out")
+        left = {name: len(stop_capture(proc, settle=0.3)) for name, proc in captures.items()}
+        got = {
+            name: [d.payload for d in await collect(rx, 2, 0.3)] for name, rx in receivers.items()
+        }
+    finally:
+        await tx.aclose()
+        for rx in receivers.values():
+            await rx.aclose()
+    assert left == {"n1": 0, "n2": 1, "n3": 1}
+    assert got == {"h2": [b"fan out"], "h3": [b"fan out"], "h4": [b"fan out"]}
+
+
+async def test_engines_can_be_named_and_refuse_where_missing() -> None:
+    # Each engine by name: one this kernel runs is used as asked; one it lacks is refused with
+    # the missing kernel option, as is an unknown name. Without a name, ipmr wins where both
+    # run, and netfilter carries the lab where the kernel has no multicast routing.
+    require_root("the routed lab")
+    present = lab.engines_present()
+    with pytest.raises(lab.LabError, match="'mrouted' is not one of ipmr, netfilter"):
+        lab.Lab(engine="mrouted")
+    for name, why in present.items():
+        with lab.Lab(prefix="amct", engine=name) as built:
+            if why:
+                with pytest.raises(lab.LabError, match=r"cannot run here: .*CONFIG_"):
+                    built.build("routers r1\nhosts a b\nnet 1 a r1\nnet 2 r1 b\n")
+            else:
+                built.build("routers r1\nhosts a b\nnet 1 a r1\nnet 2 r1 b\n")
+                assert built.engine == name
+    with lab.Lab(prefix="amct") as built:
+        built.build("routers r1\nhosts a b\nnet 1 a r1\nnet 2 r1 b\n")
+        assert built.engine == ("ipmr" if not present["ipmr"] else "netfilter")

@@ -394,20 +394,52 @@ async def test_reports_carry_the_source_records(three: lab.Lab, family: str) -> 
 
 
 @pytest.mark.asyncio
-async def test_routed_source_specific_receiver(family: str) -> None:
-    # smcroute forwards every source of a group ((*,G) routes); the receiver behind the router
+async def test_routed_source_specific_receiver(routed: lab.Lab, family: str) -> None:
+    # The router forwards every source of the group ((*,G) routes); the receiver behind it
     # still gets only the source it joined: the filter is its own kernel's.
-    require_root("the routed source-specific lab")
-    with lab.Lab() as net:
-        net.build("routers r1\nhosts s1 s2 rx\nnet 1 s1 s2 r1\nnet 2 r1 rx\n")
-        group, port = SSM[family], 7304
-        a1 = net["s1"].address(1, family)
-        with net["rx"].entered():
-            rx = await aiomcast.open_receiver(group, port, interface="n2", sources=[a1])
-        s1, s2 = await senders(net, group, port, ttl=8)
-        async with rx, s1, s2:
-            await origins(rx, s1, s2, "warm up")  # the router installs its routes
-            assert await origins(rx, s1, s2, "routed") == {"s1"}
+    net = routed
+    net.build("routers r1\nhosts s1 s2 rx\nnet 1 s1 s2 r1\nnet 2 r1 rx\n")
+    group, port = SSM[family], 7304
+    a1 = net["s1"].address(1, family)
+    with net["rx"].entered():
+        rx = await aiomcast.open_receiver(group, port, interface="n2", sources=[a1])
+    s1, s2 = await senders(net, group, port, ttl=8)
+    async with rx, s1, s2:
+        await origins(rx, s1, s2, "warm up")  # the router installs its routes
+        assert await origins(rx, s1, s2, "routed") == {"s1"}
+
+
+ROUTED_BY_SOURCE = """
+routers r1
+hosts s1 s2 rx
+net 1 s1 s2 r1
+net 2 r1 rx
+route r1 from 1 to 2 group {ssm} source s1
+route r1 from 1 to 2 group {asm}
+"""
+
+
+@pytest.mark.asyncio
+async def test_router_routes_by_source(routed: lab.Lab, family: str) -> None:
+    # A router with an (S,G) route forwards that source's datagrams for the group and no
+    # other source's, though the receiver behind it asks for both; a (*,G) route beside it
+    # forwards every source of its own group. Routes are the router's, so this is the router
+    # deciding, not the receiver's kernel.
+    net = routed
+    asm = ASM[family]
+    net.build(ROUTED_BY_SOURCE.format(ssm=SSM[family], asm=asm))
+    port = 7305
+    a1, a2 = net["s1"].address(1, family), net["s2"].address(1, family)
+    with net["rx"].entered():
+        rx = await aiomcast.open_receiver(SSM[family], port, interface="n2", sources=[a1, a2])
+        any_source = await aiomcast.open_receiver(asm, port + 1, interface="n2")
+    s1, s2 = await senders(net, SSM[family], port, ttl=8)
+    t1, t2 = await senders(net, asm, port + 1, ttl=8)
+    async with rx, any_source, s1, s2, t1, t2:
+        await origins(rx, s1, s2, "warm up")
+        await origins(any_source, t1, t2, "warm up")
+        assert await origins(rx, s1, s2, "by source") == {"s1"}
+        assert await origins(any_source, t1, t2, "any source") == {"s1", "s2"}
 
 
 # -- the command line --------------------------------------------------------------------------
