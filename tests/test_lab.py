@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
 
 import pytest
@@ -26,7 +27,13 @@ import pytest_asyncio
 
 import aiomcast
 from aiomcast import lab
-from aiomcast._routing import IP6_THRESHOLD_TABLE, NETFILTER_TABLE, Ipmr
+from aiomcast._routing import (
+    IP6_THRESHOLD_TABLE,
+    NETFILTER_TABLE,
+    Ipmr,
+    default_routes,
+    smcroute_conf,
+)
 from tests.helpers import collect, nothing_arrives, require_root, start_capture, stop_capture
 
 pytestmark = pytest.mark.asyncio
@@ -407,3 +414,37 @@ async def test_engines_can_be_named_and_refuse_where_missing() -> None:
     with lab.Lab(prefix="amct") as built:
         built.build("routers r1\nhosts a b\nnet 1 a r1\nnet 2 r1 b\n")
         assert built.engine == ("ipmr" if not present["ipmr"] else "netfilter")
+
+
+async def test_ipmr_configuration_is_read_by_smcrouted(netlab: lab.Lab) -> None:
+    # On every kernel, ipmr or not: smcrouted's own syntax check (-F) accepts the configuration
+    # the ipmr engine writes for default routes and for (S,G) and (*,G) routes of both families,
+    # and refuses one that names an interface the router does not have.
+    netlab.build(ROUTED_DESCRIPTION)
+    r1 = netlab["r1"]
+    assert isinstance(r1, lab.Router)
+    with_routes = r1.effective_routes()
+    assert [route.source is not None for route in with_routes] == [True, True, False, False]
+    cases = [
+        (smcroute_conf(r1.ports, default_routes(r1.ports)), 0),
+        (smcroute_conf(r1.ports, with_routes), 0),
+        (smcroute_conf(r1.ports, with_routes) + "mroute from n1 group 239.1.1.1 to n9\n", 78),
+    ]
+    for text, expected in cases:
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
+            conf.write(text)
+            conf.flush()
+            checked = await asyncio.to_thread(r1.run, "smcrouted", "-F", conf.name, check=False)
+        assert checked.returncode == expected, (text, checked.stdout, checked.stderr)
+
+
+ROUTED_DESCRIPTION = """
+routers r1
+hosts s1 rx
+net 1 s1 r1
+net 2 r1/5 rx
+route r1 from 1 to 2 group 232.7.7.7 source s1
+route r1 from 1 to 2 group ff35::7:7:7 source s1
+route r1 from 1 to 2 group 239.0.0.0/8
+route r1 from 2 to 1 group ff15::/16
+"""
