@@ -149,10 +149,14 @@ def _check(ports: Sequence[Port], routes: Sequence[Route]) -> dict[str, int]:
 
 
 def smcroute_conf(ports: Sequence[Port], routes: Sequence[Route]) -> str:
-    """The smcroute configuration: every port enabled with its threshold, then the routes."""
+    """The smcroute configuration: every port enabled with its threshold, then the routes.
+
+    Routes are written most specific first, the order in which the netfilter engine matches
+    them, so that overlapping routes mean the same on both engines.
+    """
     _check(ports, routes)
     lines = [f"phyint {p.name} enable ttl-threshold {p.threshold}" for p in ports]
-    for route in routes:
+    for route in sorted(routes, key=lambda r: r.specificity):
         source = f" source {route.source}" if route.source is not None else ""
         group = _prefix(route.group)
         lines.append(

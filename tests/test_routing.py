@@ -62,7 +62,8 @@ def test_default_routes_join_every_port_to_all_others() -> None:
 
 
 def test_smcroute_conf() -> None:
-    assert smcroute_conf(PORTS, [SG, STAR_G]) == (
+    # Most specific first, whatever the order given (as the netfilter engine matches them).
+    assert smcroute_conf(PORTS, [STAR_G, SG]) == (
         "phyint n1 enable ttl-threshold 1\n"
         "phyint n2 enable ttl-threshold 31\n"
         "phyint n3 enable ttl-threshold 1\n"
