@@ -62,7 +62,7 @@ def _routed_engines() -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine" in metafunc.fixturenames:
-        metafunc.parametrize("engine", _routed_engines())
+        metafunc.parametrize("engine", _routed_engines(), indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
