@@ -1,8 +1,10 @@
 # Design: how the core waits. The endpoints, the protocol and the fast transport wait in four
 # places only: for a datagram (a one-shot waiter the protocol completes), for the socket's
 # release on close (another waiter), for room to send (a flag the transport clears and sets),
-# and for readiness of the socket (a reactor with add_reader / add_writer / call_soon). A
-# driver hands these out:
+# and for readiness of the socket (a reactor with add_reader / add_writer / call_soon). The
+# interface watcher and the ring search also need time: a clock, sleeping, timers and
+# timeouts. A driver hands these out, and nothing outside this module calls asyncio or anyio
+# to wait:
 #   - AsyncioDriver: what the running asyncio loop or uvloop has (futures, asyncio.Event, the
 #     loop itself as the reactor). This is the default and the code the core always ran, so
 #     the asyncio hot path does not change.
@@ -15,8 +17,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, Protocol, final
 
 import anyio
@@ -30,6 +33,7 @@ __all__ = [
     "Driver",
     "Flag",
     "Reactor",
+    "Timer",
     "Waiter",
     "current_driver",
 ]
@@ -82,6 +86,13 @@ class Reactor(Protocol):
         """Call ``callback(arg)`` soon (not from inside the caller)."""
 
 
+class Timer(Protocol):
+    """A call scheduled for later, which can be called off."""
+
+    def cancel(self) -> None:
+        """Do not make the call (no effect once made)."""
+
+
 class Driver(Protocol):
     """Hands out the waiting primitives of one concurrency library."""
 
@@ -102,6 +113,18 @@ class Driver(Protocol):
 
     async def settle(self) -> None:
         """Let callbacks scheduled with the reactor's call_soon run."""
+
+    def time(self) -> float:
+        """The library's monotonic clock, in seconds."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds``."""
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """Call ``callback()`` after ``delay`` seconds, from the library's own context."""
+
+    def timeout(self, seconds: float) -> contextlib.AbstractAsyncContextManager[object]:
+        """A block that is cancelled after ``seconds`` and then raises TimeoutError."""
 
 
 @final
@@ -131,6 +154,22 @@ class AsyncioDriver:
     async def settle(self) -> None:
         """One pass of the loop."""
         await asyncio.sleep(0)
+
+    def time(self) -> float:
+        """The running loop's clock."""
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        """asyncio.sleep."""
+        await asyncio.sleep(seconds)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """The running loop's call_later."""
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    def timeout(self, seconds: float) -> contextlib.AbstractAsyncContextManager[object]:
+        """asyncio.timeout."""
+        return asyncio.timeout(seconds)
 
 
 #: The default driver: the running asyncio loop.
@@ -277,6 +316,33 @@ class _TaskReactor:
 
 
 @final
+class _TaskTimer:
+    """A call after a delay, made by a task of the driver's task group; cancel() cancels it."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(
+        self, group: anyio.abc.TaskGroup, delay: float, callback: Callable[[], object]
+    ) -> None:
+        self._scope = anyio.CancelScope()
+        group.start_soon(self._run, delay, callback)
+
+    async def _run(self, delay: float, callback: Callable[[], object]) -> None:
+        with self._scope:
+            await anyio.sleep(delay)
+            callback()
+
+    def cancel(self) -> None:
+        self._scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _fail_after(seconds: float) -> AsyncIterator[object]:
+    with anyio.fail_after(seconds):
+        yield None
+
+
+@final
 class AnyioDriver:
     """anyio's primitives, with readers and writers as tasks in ``task_group`` (for trio)."""
 
@@ -305,3 +371,19 @@ class AnyioDriver:
     async def settle(self) -> None:
         """A checkpoint (the reactor's call_soon already ran its callback)."""
         await anyio.lowlevel.checkpoint()
+
+    def time(self) -> float:
+        """anyio.current_time."""
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        """anyio.sleep."""
+        await anyio.sleep(seconds)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """A task in the driver's task group that sleeps, then calls ``callback``."""
+        return _TaskTimer(self._group, delay, callback)
+
+    def timeout(self, seconds: float) -> contextlib.AbstractAsyncContextManager[object]:
+        """anyio.fail_after (TimeoutError once the time is up)."""
+        return _fail_after(seconds)

@@ -47,7 +47,7 @@ from ._address import (
     validate_ttl,
 )
 from ._attributes import typed_attributes
-from ._driver import ASYNCIO, current_driver
+from ._driver import ASYNCIO, Driver, current_driver
 from ._errors import (
     AlreadyJoinedError,
     BrokenEndpointError,
@@ -827,7 +827,11 @@ class _ReceiveAPI(_Core):
             if self._every is None:
                 self._every = {}
             self._watcher = InterfaceWatcher(
-                self, self._every, poll_interval=poll_interval, max_changes=max_changes
+                self,
+                self._every,
+                driver=self._protocol.driver,
+                poll_interval=poll_interval,
+                max_changes=max_changes,
             )
         return self._watcher
 
@@ -1090,6 +1094,11 @@ async def _send_many(
 
 
 _BYTES_ONLY: Final = {bytes}
+
+
+def driver_of(endpoint: _Core) -> Driver:
+    """The driver that ``endpoint`` waits with (asyncio's, or anyio's on trio)."""
+    return endpoint._protocol.driver
 
 
 def _only_bytes(

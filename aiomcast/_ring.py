@@ -3,12 +3,11 @@
 # changes the endpoint's TTL while it runs and restores it afterwards.
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable, Iterable
 
 from ._address import AddressScope, Family, Group, GroupLike, validate_ttl
-from ._endpoint import Endpoint
+from ._endpoint import Endpoint, driver_of
 from ._errors import InvalidArgumentError, show
 from ._protocol import Datagram
 
@@ -93,16 +92,17 @@ async def expanding_ring_search(
     original = endpoint.ttl
     tried: list[int] = []
     ignored = 0
-    loop = asyncio.get_running_loop()
+    driver = driver_of(endpoint)  # asyncio's or, on trio, anyio's
     try:
         for ttl in steps:
             endpoint.ttl = ttl
             tried.append(ttl)
             await endpoint.send(query, group, port)
-            deadline = loop.time() + wait
-            while (remaining := deadline - loop.time()) > 0:
+            deadline = driver.time() + wait
+            while (remaining := deadline - driver.time()) > 0:
                 try:
-                    datagram = await asyncio.wait_for(endpoint.receive(), remaining)
+                    async with driver.timeout(remaining):
+                        datagram = await endpoint.receive()
                 except TimeoutError:
                     break
                 if is_reply(datagram):

@@ -6,11 +6,12 @@
 #
 # The watcher keeps a snapshot of the interfaces (by index) of the endpoint socket's network
 # namespace. Whenever the kernel announces a change (a netlink route socket, created in that
-# namespace, subscribed to link and address notifications and read through loop.add_reader),
-# or every poll_interval seconds where netlink is absent, it reads the list again and diffs it
-# against the snapshot (diff_interfaces, pure). Notifications only say "look again": a missed
-# or coalesced one (netlink overrun, a flap between two polls) costs nothing but the report of
-# a transient state, because the list itself is the truth.
+# namespace, subscribed to link and address notifications and read through the reactor of the
+# endpoint's driver), or every poll_interval seconds where netlink is absent (a driver timer),
+# it reads the list again and diffs it against the snapshot (diff_interfaces, pure).
+# Notifications only say "look again": a missed or coalesced one (netlink overrun, a flap
+# between two polls) costs nothing but the report of a transient state, because the list
+# itself is the truth.
 #
 # What the kernel does (Linux 6.18, pinned in tests/test_watch.py): a membership survives its
 # link going down and up, losing carrier, and losing and regaining its addresses; it dies with
@@ -20,7 +21,6 @@
 # back; groups joined on every interface are joined on interfaces that become usable.
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import dataclasses
@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, Protocol, final
 
 from ._address import Family, Group
+from ._driver import Driver, Timer, Waiter
 from ._errors import AiomcastError, BusyError, InvalidArgumentError, show
 from ._interfaces import (
     Interface,
@@ -389,6 +390,7 @@ class InterfaceWatcher:
         owner: _Owner,
         targets: Targets,
         *,
+        driver: Driver,
         poll_interval: float | None = None,
         max_changes: int = DEFAULT_MAX_CHANGES,
     ) -> None:
@@ -407,31 +409,32 @@ class InterfaceWatcher:
             )
         self._owner = owner
         self._targets = targets
-        self._loop = asyncio.get_running_loop()
+        self._driver = driver
         self._history: collections.deque[InterfaceChange] = collections.deque(maxlen=max_changes)
         self._pending: collections.deque[InterfaceChange] = collections.deque()
         self._max = max_changes
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: Waiter | None = None
         self._waiting: set[tuple[Group, str | None, str]] = set()
         self._counts = dict.fromkeys(WatchStats.__dataclass_fields__, 0)
         self._closed = False
-        self._scheduled: asyncio.TimerHandle | None = None
+        self._scheduled: Timer | None = None
         self._deleted: set[int] = set()
-        self._task: asyncio.Task[None] | None = None
         self._snapshot = {i.index: i for i in _listing(owner)}
         self._netlink = _open_netlink(owner.socket) if poll_interval is None else None
+        self._interval: float | None = None
         if self._netlink is not None:
-            self._loop.add_reader(self._netlink.fileno(), self._readable)
+            self._reactor = driver.reactor(self._reader_lost)
+            self._reactor.add_reader(self._netlink.fileno(), self._readable)
         else:
-            interval = poll_interval if poll_interval is not None else DEFAULT_POLL_INTERVAL
-            self._task = self._loop.create_task(self._poll(interval))
+            self._interval = poll_interval if poll_interval is not None else DEFAULT_POLL_INTERVAL
+            self._scheduled = driver.call_later(self._interval, self._scan)
 
     # -- public ---------------------------------------------------------------------------
 
     @property
     def mode(self) -> Literal["netlink", "polling"]:
         """How changes are noticed: kernel notifications, or reading the list periodically."""
-        return "netlink" if self._task is None else "polling"
+        return "netlink" if self._interval is None else "polling"
 
     @property
     def changes(self) -> tuple[InterfaceChange, ...]:
@@ -475,7 +478,7 @@ class InterfaceWatcher:
         while not self._pending:
             if self._closed:
                 raise StopAsyncIteration
-            self._waiter = self._loop.create_future()
+            self._waiter = self._driver.waiter()
             try:
                 await self._waiter
             finally:
@@ -498,18 +501,19 @@ class InterfaceWatcher:
             self._scheduled = None
         if self._netlink is not None:
             with contextlib.suppress(Exception):  # the loop may be closing already
-                self._loop.remove_reader(self._netlink.fileno())
+                self._reactor.remove_reader(self._netlink.fileno())
             self._netlink.close()
-        if self._task is not None:
-            self._task.cancel()
         self._wake()
 
     async def aclose(self) -> None:
-        """Close, and wait until the polling task (if any) has ended."""
+        """Close, and let the driver finish what the close called off."""
         self.close()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._driver.settle()
+
+    def _reader_lost(self, exc: Exception) -> None:
+        # The driver's reader of the netlink socket was stopped from outside (its task group
+        # was cancelled): nothing notices changes any more.
+        self.close()
 
     # -- noticing ---------------------------------------------------------------------------
 
@@ -531,19 +535,19 @@ class InterfaceWatcher:
             self._counts["notifications"] += count
             seen += count
         if seen and self._scheduled is None and not self._closed:
-            self._scheduled = self._loop.call_later(_SETTLE, self._scan)
-
-    async def _poll(self, interval: float) -> None:
-        while not self._closed:
-            await asyncio.sleep(interval)
-            self._scan()
+            self._scheduled = self._driver.call_later(_SETTLE, self._scan)
 
     # -- acting -----------------------------------------------------------------------------
 
     def _scan(self) -> None:
-        self._scheduled = None
+        # From the timer, or early (rescan): either way one timer at most stays scheduled.
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
         if self._closed:
             return
+        if self._interval is not None:  # polling: the next look
+            self._scheduled = self._driver.call_later(self._interval, self._scan)
         owner = self._owner
         self._counts["scans"] += 1
         try:

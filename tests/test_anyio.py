@@ -22,6 +22,7 @@ from anyio.abc import SocketAttribute
 
 import aiomcast
 import aiomcast.anyio
+from aiomcast import lab
 from aiomcast.anyio import MulticastAttribute
 from aiomcast.lab import LinkEnds
 from tests.helpers import Link, member, received_ttl, ttl_probe
@@ -426,3 +427,67 @@ def test_every_public_name_of_aiomcast_anyio_is_documented(name: str) -> None:
         assert ours.parameters == theirs.parameters
         assert ours.return_annotation == f"AnyioOpener[{theirs.return_annotation[7:-1]}]"
         assert (core.__doc__ or "") in (obj.__doc__ or "")
+
+
+async def test_expanding_ring_search_on_every_backend() -> None:
+    # seed S10 through the driver: the search waits with the backend's own clock and
+    # timeouts, so it runs on trio as on asyncio. On lo the responder is on this host: TTL 0
+    # reaches it, and the searcher's own looped-back queries are not taken for replies.
+    group = "239.1.2.9"
+    async with (
+        aiomcast.anyio.open_endpoint(group, 0, interface="lo") as responder,
+        aiomcast.anyio.open_endpoint(group, responder.port, interface="lo") as searcher,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def answer() -> None:
+            async for query in responder:
+                if query.payload == b"who is there?":
+                    await responder.send(b"here")
+
+        tg.start_soon(answer)
+        result = await aiomcast.expanding_ring_search(
+            searcher, b"who is there?", max_ttl=3, wait=0.5, accept=lambda d: d.payload == b"here"
+        )
+        nobody = await aiomcast.expanding_ring_search(
+            searcher, b"anyone?", ttls=[0, 1], wait=0.1, accept=lambda d: d.payload == b"no"
+        )
+        tg.cancel_scope.cancel()
+    assert (result.found, result.ttl, result.tried) == (True, 0, (0,))
+    assert (nobody.found, nobody.tried) == (False, (0, 1))
+    assert nobody.ignored >= 2  # the two queries, looped back
+
+
+@pytest.mark.parametrize("mode", ["netlink", "polling"])
+async def test_follow_interfaces_on_every_backend(netlab: lab.Lab, family: str, mode: str) -> None:
+    # The watcher notices through the driver (a reader of the netlink socket, or a timer), so
+    # follow_interfaces works on trio as on asyncio: an interface deleted is reported and its
+    # membership forgotten; recreated, it is rejoined and datagrams arrive again.
+    host, peer = netlab.host("h"), netlab.host("peer")
+    netlab.link(host, peer, a_name="r0", b_name="r0", subnet=1)
+    group = {"ipv4": "239.1.2.3", "ipv6": "ff12::1:2:3"}[family]
+    poll = 0.05 if mode == "polling" else None
+    async with anyio.create_task_group() as tg:
+        with host.entered():
+            rx = await aiomcast.anyio.open_receiver(group, 0, interface="r0").start(tg)
+        async with rx:
+            watcher = rx.follow_interfaces(poll_interval=poll)
+            assert watcher.mode == mode
+            old = next(iter(rx.memberships))
+            host.ip("link", "del", "r0")
+            with anyio.fail_after(5):
+                async for change in watcher:
+                    if aiomcast.ChangeKind.REMOVED in change.kinds:
+                        break
+            assert change.forgotten == (old,)
+            netlab.link(host, peer, a_name="r0", b_name="r0", subnet=1)
+            with anyio.fail_after(5):
+                while not rx.memberships:
+                    await anext(watcher)
+            with peer.entered():
+                tx = await aiomcast.anyio.open_sender(group, rx.port, interface="r0").start(tg)
+            async with tx:
+                await tx.send(b"after the rejoin")
+                got = await collect(rx, 1)
+            assert [d.payload for d in got] == [b"after the rejoin"]
+        assert watcher.closed
