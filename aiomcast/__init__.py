@@ -26,17 +26,7 @@ from ._address import (
     validate_port,
     validate_ttl,
 )
-from ._endpoint import (
-    DEFAULT_QUEUE_SIZE,
-    Endpoint,
-    Membership,
-    Opener,
-    Receiver,
-    Sender,
-    open_endpoint,
-    open_receiver,
-    open_sender,
-)
+from ._endpoint import Endpoint, Receiver, Sender
 from ._errors import (
     AiomcastError,
     AlreadyJoinedError,
@@ -64,10 +54,11 @@ from ._interfaces import (
     resolve_interface,
 )
 from ._metadata import Metadata
-from ._protocol import Datagram, Overflow, Stats
+from ._open import DEFAULT_QUEUE_SIZE, Opener, open_endpoint, open_receiver, open_sender
 from ._ring import RingSearchResult, expanding_ring_search
 from ._run import run
 from ._sequence import SequenceTracker, pack_sequence, unpack_sequence
+from ._types import Datagram, Membership, Overflow, Stats
 from ._watch import ChangeKind, InterfaceChange, InterfaceWatcher, JoinResult, WatchStats
 
 __version__ = "0.1.0"

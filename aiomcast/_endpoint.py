@@ -1,12 +1,8 @@
 # Design: the public endpoints. Three final classes share one core: Receiver (join, leave,
 # async iteration), Sender (send, TTL, loopback, outgoing interface) and Endpoint (both on one
-# socket). They are opened by open_receiver / open_sender / open_endpoint, whose result can be
-# awaited or used directly as an async context manager.
-#
-# The socket is created, bound and configured synchronously at the start of the open call
-# (_socket.py), then handed to loop.create_datagram_endpoint with a MulticastProtocol. So the
-# socket lives in the network namespace of the thread that opens it, and the library works on
-# whatever loop runs (asyncio or uvloop) without touching the event-loop policy.
+# socket). The openers (_open.py) build them on a configured socket, a MulticastProtocol and
+# a transport. Memberships go through the endpoint's MembershipTable (_membership.py), which
+# holds every rule of joining and leaving and which the interface watcher shares.
 #
 # Closing leaves every membership, closes the transport, waits for connection_lost and makes
 # sure the file descriptor is released before aclose() returns (anyio's
@@ -14,27 +10,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import errno
 import socket
 from collections.abc import (
     AsyncIterator,
     Callable,
-    Coroutine,
-    Generator,
     Iterable,
     Mapping,
     Sequence,
 )
 from types import TracebackType
-from typing import Any, Final, Generic, NamedTuple, Self, TypeGuard, TypeVar, final
+from typing import Any, Final, Self, TypeGuard, final
 
 from anyio import TypedAttributeProvider
 
 from . import _fastio, _socket
 from ._address import (
-    DEFAULT_LOOPBACK,
     DEFAULT_TTL,
     AddressScope,
     Family,
@@ -42,122 +32,36 @@ from ._address import (
     GroupLike,
     check_payload,
     max_payload,
-    parse_family,
     validate_port,
     validate_ttl,
 )
 from ._attributes import typed_attributes
-from ._driver import ASYNCIO, Driver, current_driver
+from ._driver import Driver
 from ._errors import (
-    AlreadyJoinedError,
     BrokenEndpointError,
     BusyError,
     EndpointClosedError,
     InterfaceError,
     InvalidArgumentError,
     InvalidGroupError,
-    InvalidSocketError,
     InvalidTTLError,
     KernelError,
-    NotJoinedError,
-    SourceFilterError,
     show,
 )
-from ._fastio import FastDatagramTransport, batch_receiver_available
+from ._fastio import FastDatagramTransport
 from ._interfaces import (
     Interface,
     InterfaceFilter,
     InterfaceLike,
-    loopback_index,
     resolve_interface,
 )
-from ._metadata import Metadata, MetadataDecoder, enable_metadata, parse_metadata
-from ._options import PLATFORM, check_source, receive_filter
-from ._protocol import Datagram, MulticastProtocol, Overflow, Stats
-from ._watch import InterfaceWatcher, JoinResult, Targets, join_all
+from ._membership import MembershipTable
+from ._options import PLATFORM, check_source
+from ._protocol import MulticastProtocol
+from ._types import Datagram, Membership, Overflow, Stats
+from ._watch import InterfaceWatcher, JoinResult, join_all
 
-__all__ = [
-    "DEFAULT_QUEUE_SIZE",
-    "Endpoint",
-    "Membership",
-    "Opener",
-    "Receiver",
-    "Sender",
-    "open_endpoint",
-    "open_receiver",
-    "open_sender",
-]
-
-#: Default bound of the receive queue between the protocol and the iterator.
-DEFAULT_QUEUE_SIZE = 4096
-
-E = TypeVar("E", bound="_Core")
-
-
-class Membership(NamedTuple):
-    """One membership held by an endpoint: group, interface and source.
-
-    ``interface`` None is the kernel's choice by route; ``source`` None is an any-source
-    membership, otherwise the one sender (normalised address text) it receives from.
-    """
-
-    group: Group
-    interface: Interface | None
-    source: str | None = None
-
-
-# A membership's key: (group address, interface index or 0, source text or None).
-_Key = tuple[object, int, str | None]
-
-
-@final
-class Opener(Generic[E]):
-    """The result of ``open_*``: await it, or use it as ``async with open_...(...) as ep``."""
-
-    __slots__ = ("_endpoint", "_factory")
-
-    def __init__(self, factory: Callable[[], Coroutine[Any, Any, E]]) -> None:
-        self._factory = factory
-        self._endpoint: E | None = None
-
-    def __await__(self) -> Generator[Any, None, E]:
-        return self._factory().__await__()
-
-    async def __aenter__(self) -> E:
-        self._endpoint = await self._factory()
-        return self._endpoint
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._endpoint is not None:
-            await self._endpoint.aclose()
-
-
-def _groups(value: GroupLike | Iterable[GroupLike] | None) -> list[Group]:
-    if value is None:
-        return []
-    if isinstance(value, Group | str) or not isinstance(value, Iterable):
-        return [Group(value)]
-    return [Group(item) for item in value]
-
-
-def _family_of(groups: list[Group], family: object) -> Family:
-    chosen = parse_family(family) if family is not None else None
-    for group in groups:
-        if chosen is None:
-            chosen = group.family
-        elif group.family is not chosen:
-            raise InvalidGroupError(
-                f"group {group} is {group.family.label} but the endpoint is {chosen.label}",
-                value=str(group),
-            )
-    if chosen is None:
-        raise InvalidArgumentError("give at least one group or family='ipv4' / 'ipv6'", value=None)
-    return chosen
+__all__ = ["Endpoint", "Receiver", "Sender", "driver_of"]
 
 
 class _Core(TypedAttributeProvider):
@@ -171,14 +75,18 @@ class _Core(TypedAttributeProvider):
         protocol: MulticastProtocol,
         transport: asyncio.DatagramTransport,
         interface: Interface | None,
+        destination: tuple[Group, int] | None = None,
+        ttl: int | None = None,
     ) -> None:
+        # ``destination`` and ``ttl`` belong to the send side: _SendAPI's __init__ takes them,
+        # and a Receiver, which has none, ignores them (the openers build every kind alike).
         self._sock = sock
         self._family = family
         self._protocol = protocol
         self._transport = transport
         self._default_interface = interface
-        self._memberships: dict[_Key, Membership] = {}
-        self._blocked: dict[_Key, set[str]] = {}  # blocked sources of any-source memberships
+        self._table = MembershipTable(family, _socket.SocketKernel(sock))
+        self._watcher: InterfaceWatcher | None = None
         self._scope_ids: dict[str, int] = {}
         self._final_kernel_drops: int | None = None
         self._default_sockaddr: tuple[Any, ...] | None = None
@@ -259,23 +167,12 @@ class _Core(TypedAttributeProvider):
             await self._protocol.driver.wait_shielded(self._protocol.lost)
             return
         self._closing = True
-        watcher = getattr(self, "_watcher", None)
-        if watcher is not None:
-            await watcher.aclose()  # no rejoin while the memberships are left below
+        if self._watcher is not None:
+            await self._watcher.aclose()  # no rejoin while the memberships are left below
         self._final_kernel_drops = _socket.kernel_drops(self._sock)
-        for membership in list(self._memberships.values()):
-            # The kernel drops memberships when the socket closes; leaving first sends the
-            # leave report now. A vanished interface (ENODEV, EADDRNOTAVAIL) is no reason to
-            # fail a close.
-            with contextlib.suppress(KernelError):
-                if membership.source is None:
-                    _socket.leave(self._sock, membership.group, membership.interface)
-                else:
-                    _socket.leave_source(
-                        self._sock, membership.group, membership.source, membership.interface
-                    )
-        self._memberships.clear()
-        self._blocked.clear()
+        # The kernel drops memberships when the socket closes; leaving first sends the leave
+        # reports now. A vanished interface is no reason to fail a close.
+        self._table.close()
         protocol = self._protocol
         waiter = protocol.waiter
         if waiter is not None and not waiter.done():
@@ -316,77 +213,14 @@ class _Core(TypedAttributeProvider):
     def _source_text(self, source: object) -> str | None:
         return None if source is None else str(check_source(source, self._family))
 
-    def _has_sources(self, address: object, index: int) -> bool:
-        return any(
-            k[0] == address and k[1] == index and k[2] is not None for k in self._memberships
-        )
-
     def _join(
         self, group: GroupLike, interface: InterfaceLike | None = None, source: object = None
     ) -> Membership:
         self._check_open()
         value = Group(group)
-        if value.family is not self._family:
-            raise InvalidGroupError(
-                f"group {value} is {value.family.label} but the endpoint is {self._family.label}",
-                value=str(value),
-            )
+        self._table.check_family(value)
         text = self._source_text(source)
-        iface = self._interface_for(value, interface)
-        index = iface.index if iface is not None else 0
-        key = (value.address, index, text)
-        where = iface.name if iface is not None else "the default interface"
-        if text is not None:
-            return self._join_source(value, iface, text, key, where)
-        _refuse_any_source_ssm(value)
-        if key in self._memberships:
-            raise AlreadyJoinedError(f"already a member of {value} on {where}")
-        if self._has_sources(value.address, index):
-            raise SourceFilterError(
-                f"{value} is joined source-specifically on {where}: leave its sources before "
-                "joining it from any source"
-            )
-        try:
-            _socket.join(self._sock, value, iface)
-        except KernelError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            # The same kernel membership under another spelling (no interface vs the
-            # interface the route picks).
-            raise AlreadyJoinedError(
-                f"already a member of {value} on {where} (the kernel says so)"
-            ) from exc
-        membership = Membership(value, iface)
-        self._memberships[key] = membership
-        return membership
-
-    def _join_source(
-        self, value: Group, iface: Interface | None, text: str, key: _Key, where: str
-    ) -> Membership:
-        if key in self._memberships:
-            raise AlreadyJoinedError(f"already a member of {value} from {text} on {where}")
-        if (value.address, key[1], None) in self._memberships:
-            # Linux would turn an any-source membership without blocked sources into a
-            # source-specific one, silently ending any-source reception (EINVAL with blocks).
-            raise SourceFilterError(
-                f"{value} is joined from any source on {where}: leave it before joining it "
-                f"from {text}"
-            )
-        try:
-            _socket.join_source(self._sock, value, text, iface)
-        except KernelError as exc:
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise AlreadyJoinedError(
-                    f"already a member of {value} from {text} on {where} (the kernel says so)"
-                ) from exc
-            if exc.errno == errno.EINVAL:
-                raise SourceFilterError(
-                    f"{value} is joined from any source on {where} (the kernel says so)"
-                ) from exc
-            raise
-        membership = Membership(value, iface, text)
-        self._memberships[key] = membership
-        return membership
+        return self._table.join(value, self._interface_for(value, interface), text)
 
     def _leave(
         self, group: GroupLike, interface: InterfaceLike | None = None, source: object = None
@@ -394,24 +228,7 @@ class _Core(TypedAttributeProvider):
         self._check_open()
         value = Group(group)
         text = self._source_text(source)
-        iface = self._interface_for(value, interface)
-        key = (value.address, iface.index if iface is not None else 0, text)
-        membership = self._memberships.get(key)
-        if membership is None:
-            where = iface.name if iface is not None else "the default interface"
-            origin = f" from {text}" if text is not None else ""
-            raise NotJoinedError(f"not a member of {value}{origin} on {where}")
-        try:
-            if text is None:
-                _socket.leave(self._sock, value, iface)
-            else:
-                _socket.leave_source(self._sock, value, text, iface)
-        except KernelError as exc:
-            if exc.errno not in (errno.ENODEV, errno.EADDRNOTAVAIL, errno.EINVAL):
-                raise
-            # The interface vanished: the kernel already dropped the membership.
-        del self._memberships[key]
-        self._blocked.pop(key, None)
+        self._table.leave(value, self._interface_for(value, interface), text)
 
     def _filter(
         self, block: bool, group: GroupLike, source: object, interface: InterfaceLike | None
@@ -421,30 +238,7 @@ class _Core(TypedAttributeProvider):
         text = self._source_text(source)
         if text is None:
             raise InvalidArgumentError("give the source address to block or unblock", value=None)
-        iface = self._interface_for(value, interface)
-        index = iface.index if iface is not None else 0
-        key = (value.address, index, None)
-        where = iface.name if iface is not None else "the default interface"
-        if key not in self._memberships:
-            if self._has_sources(value.address, index):
-                raise SourceFilterError(
-                    f"{value} is joined source-specifically on {where}: only an any-source "
-                    "membership blocks sources (leave the source instead)"
-                )
-            raise NotJoinedError(f"not an any-source member of {value} on {where}")
-        blocked = self._blocked.get(key, set())
-        if block and text in blocked:
-            raise SourceFilterError(f"{text} is already blocked for {value} on {where}")
-        if not block and text not in blocked:
-            raise SourceFilterError(f"{text} is not blocked for {value} on {where}")
-        if block:
-            _socket.block_source(self._sock, value, text, iface)
-            self._blocked.setdefault(key, set()).add(text)
-        else:
-            _socket.unblock_source(self._sock, value, text, iface)
-            blocked.discard(text)
-            if not blocked:
-                del self._blocked[key]
+        self._table.filter(block, value, self._interface_for(value, interface), text)
 
     # -- send side ------------------------------------------------------------------------
 
@@ -644,12 +438,12 @@ class _ReceiveAPI(_Core):
     @property
     def blocked(self) -> dict[Membership, frozenset[str]]:
         """The blocked sources of each any-source membership that has some (a copy)."""
-        return {self._memberships[key]: frozenset(found) for key, found in self._blocked.items()}
+        return self._table.blocked
 
     @property
     def memberships(self) -> frozenset[Membership]:
         """The (group, interface, source) memberships held now."""
-        return frozenset(self._memberships.values())
+        return self._table.memberships
 
     @property
     def queue_size(self) -> int:
@@ -750,9 +544,6 @@ class _ReceiveAPI(_Core):
 
     # -- every interface, and interfaces that change (_watch.py) ----------------------------
 
-    _watcher: InterfaceWatcher | None = None
-    _every: Targets | None = None
-
     def join_all_interfaces(
         self,
         group: GroupLike,
@@ -775,12 +566,12 @@ class _ReceiveAPI(_Core):
             InvalidGroupError: not a group, or of the other family.
             InterfaceError: ``interfaces`` is none of the shapes above.
         """
+        self._check_open()
         value = Group(group)
-        results = join_all(self, value, interfaces, source)
+        text = self._source_text(source)
+        results = join_all(self._table, self._sock, value, interfaces, text)
         if interfaces is None or (callable(interfaces) and not isinstance(interfaces, Interface)):
-            if self._every is None:
-                self._every = {}
-            self._every[(value, self._source_text(source))] = interfaces
+            self._table.join_everywhere(value, text, interfaces)
         return results
 
     def leave_all_interfaces(
@@ -792,19 +583,7 @@ class _ReceiveAPI(_Core):
         on interfaces that went away.
         """
         self._check_open()
-        value = Group(group)
-        text = self._source_text(source)
-        if self._every is not None:
-            self._every.pop((value, text), None)
-        if self._watcher is not None:
-            for name in {n for g, n in self._watcher.waiting if g.address == value.address}:
-                self._watcher.discard(value, name)
-        left = []
-        for membership in sorted(self._memberships.values(), key=str):
-            if membership.group.address == value.address and membership.source == text:
-                self._leave(membership.group, membership.interface, membership.source)
-                left.append(membership)
-        return tuple(left)
+        return self._table.leave_everywhere(Group(group), self._source_text(source))
 
     def follow_interfaces(
         self, *, poll_interval: float | None = None, max_changes: int = 256
@@ -824,11 +603,9 @@ class _ReceiveAPI(_Core):
         """
         self._check_open()
         if self._watcher is None or self._watcher.closed:
-            if self._every is None:
-                self._every = {}
             self._watcher = InterfaceWatcher(
-                self,
-                self._every,
+                self._table,
+                self._sock,
                 driver=self._protocol.driver,
                 poll_interval=poll_interval,
                 max_changes=max_changes,
@@ -840,29 +617,6 @@ class _ReceiveAPI(_Core):
         """The watcher made by follow_interfaces(), or None."""
         return self._watcher
 
-    def _join_on(self, group: Group, interface: Interface, source: str | None) -> Membership:
-        # Resolved again by name, so that every rule of join() applies (one listing per
-        # join) and an interface that vanished meanwhile is named in the error.
-        return self._join(group, interface.name, source)
-
-    def _forget(self, membership: Membership) -> None:
-        # The interface is gone: the kernel dropped the membership but the socket still
-        # counts it against its limit until it is left by the old index.
-        key = (
-            membership.group.address,
-            membership.interface.index if membership.interface is not None else 0,
-            membership.source,
-        )
-        with contextlib.suppress(KernelError):
-            if membership.source is None:
-                _socket.leave(self._sock, membership.group, membership.interface)
-            else:
-                _socket.leave_source(
-                    self._sock, membership.group, membership.source, membership.interface
-                )
-        self._memberships.pop(key, None)
-        self._blocked.pop(key, None)
-
 
 class _SendAPI(_Core):
     """Send half of the public API."""
@@ -871,6 +625,25 @@ class _SendAPI(_Core):
     _outgoing: Interface | None = None
     _ttl: int = DEFAULT_TTL
     _host_scope: bool = False
+
+    def __init__(
+        self,
+        *,
+        sock: socket.socket,
+        family: Family,
+        protocol: MulticastProtocol,
+        transport: asyncio.DatagramTransport,
+        interface: Interface | None,
+        destination: tuple[Group, int] | None = None,
+        ttl: int | None = None,
+    ) -> None:
+        super().__init__(
+            sock=sock, family=family, protocol=protocol, transport=transport, interface=interface
+        )
+        self._default_destination = destination
+        self._outgoing = self._default_interface
+        self._ttl = ttl if ttl is not None else DEFAULT_TTL
+        self._sync_host_scope()
 
     @property
     def ttl(self) -> int:
@@ -1140,19 +913,6 @@ class Endpoint(_ReceiveAPI, _SendAPI):
     """One socket that both receives (joins, ``async for``) and sends."""
 
 
-def _refuse_any_source_ssm(group: Group) -> None:
-    # RFC 4604 (2.2.1): a host should refuse any-source membership of an SSM group; Linux
-    # accepts it and reports EXCLUDE {}, which SSM routers ignore (tests/test_ssm.py).
-    if group.is_source_specific:
-        where = "232.0.0.0/8" if group.family is Family.IPV4 else "ff3x::/32"
-        raise InvalidGroupError(
-            f"group {group} is in the source-specific multicast range {where}: join it with "
-            "source= (an any-source membership of an SSM group receives nothing through SSM "
-            "routers, RFC 4604)",
-            value=str(group),
-        )
-
-
 def _check_ipv6_host_scope(group: str) -> None:
     if Group(group).scope is not AddressScope.INTERFACE_LOCAL:
         raise InvalidTTLError(
@@ -1178,477 +938,3 @@ def _buffered(transport: asyncio.DatagramTransport) -> int:
     # DatagramTransport type does not declare it.
     size: int = getattr(transport, "get_write_buffer_size", lambda: 0)()
     return size
-
-
-#: What ``fast=None`` means: None is "wherever supported"; tests set True or False to run the
-#: same endpoint tests on both transports.
-default_fast: bool | None = None
-
-
-def _use_fast(fast: bool | None) -> bool:
-    if fast is None:
-        return batch_receiver_available() if default_fast is None else default_fast
-    if not isinstance(fast, bool):
-        raise InvalidArgumentError(
-            f"fast must be True, False or None, not {show(fast)}", value=fast
-        )
-    return fast
-
-
-def _check_buffer(size: object) -> int | None:
-    if size is None:
-        return None
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= 1 << 30:
-        raise InvalidArgumentError(
-            f"receive_buffer {show(size)} must be a number of bytes from 1 to 2**30", value=size
-        )
-    return size
-
-
-def _check_max_size(size: object) -> int | None:
-    if size is None:
-        return None
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= 65535:
-        raise InvalidArgumentError(
-            f"max_size {show(size)} must be a number of bytes from 1 to 65535", value=size
-        )
-    return size
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidArgumentError(f"{name} must be True or False, not {show(value)}", value=value)
-    return value
-
-
-def _validate_loopback(loopback: object) -> bool:
-    if not isinstance(loopback, bool):
-        raise InvalidArgumentError(
-            f"loopback must be True or False, not {show(loopback)}", value=loopback
-        )
-    return loopback
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _ReceiveSpec:
-    """The receive side of an opener's arguments, checked when the opener is called."""
-
-    groups: list[Group]
-    family: Family
-    port: int
-    queue_size: int
-    overflow: Overflow
-    reuse: bool
-    bind_address: str | None
-    host_scope_guard: bool
-    gro: bool
-    receive_buffer: int | None
-    metadata: Metadata
-    max_size: int | None
-    sources: tuple[str, ...] = ()  # join each group from each of these (source-specific)
-
-
-def _check_sources(sources: object, groups: list[Group], family: Family) -> tuple[str, ...]:
-    if sources is None:
-        return ()
-    if isinstance(sources, str) or not isinstance(sources, Iterable):
-        raise InvalidArgumentError(
-            f"sources {show(sources)} must be a list of source addresses", value=sources
-        )
-    checked = tuple(dict.fromkeys(str(check_source(item, family)) for item in sources))
-    if checked and not groups:
-        raise InvalidArgumentError("sources= needs groups to join from them", value=sources)
-    return checked
-
-
-def _receive_args(
-    groups: GroupLike | Iterable[GroupLike] | None,
-    port: object,
-    family: object,
-    queue_size: object,
-    overflow: object,
-    *,
-    reuse_port: bool,
-    bind_address: object,
-    host_scope_guard: bool,
-    gro: bool,
-    receive_buffer: object,
-    metadata: object,
-    max_size: object,
-    sources: object = None,
-) -> _ReceiveSpec:
-    group_list = _groups(groups)
-    fam = _family_of(group_list, family)
-    size, policy = _validate_queue(queue_size, overflow)
-    return _ReceiveSpec(
-        groups=group_list,
-        family=fam,
-        port=validate_port(port, allow_zero=True),
-        queue_size=size,
-        overflow=policy,
-        reuse=_flag("reuse_port", reuse_port),
-        bind_address=(
-            None if bind_address is None else _socket.check_bind_address(bind_address, fam)
-        ),
-        host_scope_guard=_flag("host_scope_guard", host_scope_guard),
-        gro=_flag("gro", gro),
-        receive_buffer=_check_buffer(receive_buffer),
-        metadata=parse_metadata(metadata),
-        max_size=_check_max_size(max_size),
-        sources=_check_sources(sources, group_list, fam),
-    )
-
-
-def _validate_queue(queue_size: object, overflow: object) -> tuple[int, Overflow]:
-    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-        raise InvalidArgumentError(
-            f"queue_size {show(queue_size)} must be a positive integer", value=queue_size
-        )
-    if not isinstance(overflow, Overflow):
-        try:
-            overflow = Overflow(overflow)
-        except ValueError:
-            raise InvalidArgumentError(
-                f"overflow {show(overflow)} is not one of "
-                f"{', '.join(repr(o.value) for o in Overflow)}",
-                value=overflow,
-            ) from None
-    return queue_size, overflow
-
-
-async def _open(
-    cls: type[E],
-    *,
-    family: Family,
-    interface: InterfaceLike | None,
-    sock: socket.socket | None,
-    fast: bool,
-    receive: _ReceiveSpec | None = None,
-    ttl: int | None = None,
-    loopback: bool | None = None,
-    destination: tuple[Group, int] | None = None,
-) -> E:
-    # A socket aiomcast refuses to take (S3: not SOCK_DGRAM; the other family; closed) stays
-    # its owner's. Once taken it is the endpoint's: a failed open closes it.
-    raw = _socket.create_socket(family) if sock is None else _socket.adopt_socket(sock, family)[0]
-    try:
-        iface = resolve_interface(interface, family) if interface is not None else None
-    except BaseException:
-        raw.close()
-        raise
-    transport: asyncio.DatagramTransport | None = None
-    protocol: MulticastProtocol | None = None
-    try:
-        if receive is not None:
-            bound = int(raw.getsockname()[1])
-            if not bound:
-                _socket.bind(
-                    raw,
-                    family,
-                    receive.port,
-                    receive.bind_address,
-                    reuse=receive.reuse,
-                    interface=iface,
-                )
-            elif receive.port and bound != receive.port:
-                raise InvalidSocketError(
-                    f"sock is bound to port {bound}, not to port {receive.port}", value=bound
-                )
-            else:
-                # Already bound by its owner: still receive only the groups it joins.
-                _socket.prepare_receiver(raw, family, reuse=False)
-        if ttl is not None:
-            _socket.set_ttl(raw, family, ttl)
-        if loopback is not None:
-            _socket.set_loopback(raw, family, loopback)
-        if iface is not None and issubclass(cls, _SendAPI):
-            _socket.set_interface(raw, family, iface)
-        if receive is not None and receive.receive_buffer is not None:
-            _socket.set_receive_buffer(raw, receive.receive_buffer)
-        # A Sender does not read: a one-place queue, and everything that arrives is counted
-        # as dropped.
-        # The driver is asyncio's unless aiomcast.anyio opens the endpoint on trio; that has
-        # no loop transports, so it always takes the fast transport (_driver.py).
-        driver = current_driver.get() or ASYNCIO
-        protocol = (
-            MulticastProtocol(receive.queue_size, receive.overflow, driver)
-            if receive is not None
-            else MulticastProtocol(1, Overflow.DROP_NEWEST, driver)
-        )
-        gro = receive is not None and receive.gro
-        wanted = receive.metadata if receive is not None else Metadata.NONE
-        slot = receive.max_size if receive is not None and receive.max_size else 65536
-        if fast or gro or wanted or slot != 65536 or not driver.native_transports:
-            raw.setblocking(False)
-            enable_metadata(raw, int(family), wanted)
-            transport = FastDatagramTransport(
-                driver.reactor(protocol.connection_lost),
-                raw,
-                protocol,
-                gro=gro,
-                slot=slot,
-                metadata=MetadataDecoder(raw, wanted) if wanted else None,
-            )
-        else:
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=raw)
-        endpoint = cls(
-            sock=raw, family=family, protocol=protocol, transport=transport, interface=iface
-        )
-        if isinstance(endpoint, _SendAPI):
-            endpoint._default_destination = destination
-            endpoint._outgoing = iface
-            endpoint._ttl = ttl if ttl is not None else DEFAULT_TTL
-            endpoint._sync_host_scope()
-        # A Receiver yields group traffic only: unicast datagrams to the host on its port and
-        # IPv4 broadcasts are refused by the kernel (counted in kernel_dropped). An Endpoint
-        # also takes unicast (replies to what it sends).
-        group_only = issubclass(cls, Receiver)
-        if receive is not None and PLATFORM == "linux" and (receive.host_scope_guard or group_only):
-            lo = loopback_index()
-            program = receive_filter(
-                family,
-                lo if lo is not None else 1,
-                host_scope=receive.host_scope_guard,
-                multicast_only=group_only,
-            )
-            _socket.attach_filter(raw, program)
-        if receive is not None:
-            for group in receive.groups:
-                for source in receive.sources or (None,):
-                    endpoint._join(group, source=source)
-    except BaseException:
-        # The socket belongs to the endpoint from the call on (also one given with sock=):
-        # a failed open closes it, on asyncio and uvloop alike, before raising.
-        if transport is None and protocol is not None:
-            # Cancelled inside create_datagram_endpoint: uvloop has made its transport (which
-            # holds the descriptor) and calls connection_made on the next pass of the loop;
-            # let it, then close what it made (else the descriptor leaks).
-            await protocol.driver.settle()
-            transport = protocol.transport
-        if transport is not None and protocol is not None:
-            transport.abort()
-            await protocol.driver.settle()  # let the loop release the descriptor
-        raw.close()
-        raise
-    return endpoint
-
-
-def open_receiver(
-    groups: GroupLike | Iterable[GroupLike] | None,
-    port: int,
-    *,
-    interface: InterfaceLike | None = None,
-    family: object = None,
-    queue_size: int = DEFAULT_QUEUE_SIZE,
-    overflow: Overflow | str = Overflow.DROP_NEWEST,
-    reuse_port: bool = True,
-    bind_address: str | None = None,
-    sock: socket.socket | None = None,
-    host_scope_guard: bool = True,
-    fast: bool | None = None,
-    gro: bool = False,
-    receive_buffer: int | None = None,
-    metadata: Metadata | bool | str | Iterable[str] | None = None,
-    max_size: int | None = None,
-    sources: Iterable[str] | None = None,
-    follow_interfaces: bool = False,
-) -> Opener[Receiver]:
-    """Open a Receiver on ``port`` that joins ``groups`` on ``interface``.
-
-    Args:
-        groups: one group, several, or None to join later (then give ``family``).
-        port: the UDP port to bind; 0 picks a free one (read it from ``port``).
-        interface: where joins go by default: a name, an index or a local address; None lets
-            the kernel choose by route (which fails with ENODEV where no route covers the group).
-        family: 'ipv4' or 'ipv6' when no group is given.
-        queue_size: bound of the queue between the socket and the iterator.
-        overflow: what a full queue does (every drop is counted in ``stats.dropped``).
-        reuse_port: let other receivers on this host share the port (SO_REUSEADDR).
-        bind_address: bind to this address instead of the wildcard (for example the group, to
-            receive only datagrams sent to it).
-        sock: an existing SOCK_DGRAM socket to use instead of a new one (S3). Once the
-            awaited open takes it, it belongs to the endpoint and is closed when the endpoint
-            closes or the open fails; a socket refused as such (not SOCK_DGRAM, the other
-            family, closed) or arguments refused at the call leave it to its owner.
-        host_scope_guard: refuse TTL-0 datagrams that arrive from another host (S8: TTL 0
-            is the host scope; Linux transmits such datagrams anyway). Refused datagrams are
-            counted in ``stats.kernel_dropped``. Linux only.
-        fast: receive in batches (recvmmsg) and send in batches (sendmmsg, UDP GSO) through
-            aiomcast's own transport; None (default) wherever supported (Linux), False for
-            the event loop's own DatagramProtocol transport.
-        gro: ask the kernel to coalesce datagrams (UDP_GRO) and split them here; implies the
-            fast path. Caution: when the receive buffer is full the kernel drops a coalesced
-            buffer whole and counts it as one drop, however many datagrams it carried, so
-            ``stats.kernel_dropped`` is then a lower bound (pinned by a test); give such a
-            receiver a large ``receive_buffer``, or count losses with sequence numbers.
-        receive_buffer: request this SO_RCVBUF size in bytes (SO_RCVBUFFORCE when the
-            limit net.core.rmem_max is lower and the process may: a container sees the
-            host's limit and cannot raise it); read what the kernel granted from
-            ``receive_buffer``.
-        metadata: per-datagram metadata to read from the kernel: True for all, or Metadata
-            flags, or names (``group``, ``interface``, ``ttl``, ``timestamp``,
-            ``kernel_drops``); fills those fields of each Datagram. None (default) reads
-            none and costs nothing. Implies the fast path. Linux.
-        max_size: the longest datagram to receive whole, in bytes (default: any, 64 KiB
-            buffers). Longer ones are delivered cut short with ``Datagram.truncated`` set and
-            counted in ``stats.truncated``; smaller values save memory (the fast path keeps
-            64 buffers of this size). Implies the fast path.
-        sources: join each group source-specifically from each of these senders (IGMPv3 /
-            MLDv2); required for groups of the SSM ranges 232.0.0.0/8 and ff3x::/32.
-        follow_interfaces: keep the memberships in step with the host's interfaces (see
-            ``Receiver.follow_interfaces``; the watcher is ``interface_watcher``).
-
-    Returns an Opener: ``rx = await open_receiver(...)`` or ``async with open_receiver(...) as rx``.
-    """
-    spec = _receive_args(
-        groups,
-        port,
-        family,
-        queue_size,
-        overflow,
-        reuse_port=reuse_port,
-        bind_address=bind_address,
-        host_scope_guard=host_scope_guard,
-        gro=gro,
-        receive_buffer=receive_buffer,
-        metadata=metadata,
-        max_size=max_size,
-        sources=sources,
-    )
-    use_fast = _use_fast(fast)
-    follow = _flag("follow_interfaces", follow_interfaces)
-    return Opener(
-        lambda: _following(
-            _open(
-                Receiver,
-                family=spec.family,
-                interface=interface,
-                sock=sock,
-                fast=use_fast,
-                receive=spec,
-            ),
-            follow,
-        )
-    )
-
-
-async def _following(opening: Coroutine[Any, Any, E], follow: bool) -> E:
-    endpoint = await opening
-    if follow and isinstance(endpoint, _ReceiveAPI):
-        try:
-            endpoint.follow_interfaces()
-        except BaseException:
-            await endpoint.aclose()
-            raise
-    return endpoint
-
-
-def open_sender(
-    group: GroupLike,
-    port: int,
-    *,
-    interface: InterfaceLike | None = None,
-    ttl: object = DEFAULT_TTL,
-    loopback: bool = DEFAULT_LOOPBACK,
-    sock: socket.socket | None = None,
-    fast: bool | None = None,
-) -> Opener[Sender]:
-    """Open a Sender whose send() goes to ``group``:``port`` by default.
-
-    Args:
-        group: the default destination group (S6); send() may name another.
-        port: the default destination port (1-65535).
-        interface: the outgoing interface (S13); None is the system default.
-        ttl: TTL / hop limit 0-255 or a TTLScope name; default 1, the subnet (S7, S9).
-        loopback: deliver copies to members on this host; default on (S14).
-        sock: an existing SOCK_DGRAM socket to use instead of a new one (S3).
-        fast: send through aiomcast's batching transport (send_many with sendmmsg / UDP GSO);
-            None (default) wherever supported, False for the event loop's transport.
-    """
-    target = Group(group)
-    dport = validate_port(port, allow_zero=False)
-    hops = validate_ttl(ttl)
-    loop_on = _validate_loopback(loopback)
-    use_fast = _use_fast(fast)
-    return Opener(
-        lambda: _open(
-            Sender,
-            family=target.family,
-            interface=interface,
-            sock=sock,
-            fast=use_fast,
-            ttl=hops,
-            loopback=loop_on,
-            destination=(target, dport),
-        )
-    )
-
-
-def open_endpoint(
-    groups: GroupLike | Iterable[GroupLike] | None,
-    port: int,
-    *,
-    interface: InterfaceLike | None = None,
-    family: object = None,
-    ttl: object = DEFAULT_TTL,
-    loopback: bool = DEFAULT_LOOPBACK,
-    queue_size: int = DEFAULT_QUEUE_SIZE,
-    overflow: Overflow | str = Overflow.DROP_NEWEST,
-    reuse_port: bool = True,
-    bind_address: str | None = None,
-    sock: socket.socket | None = None,
-    host_scope_guard: bool = True,
-    fast: bool | None = None,
-    gro: bool = False,
-    receive_buffer: int | None = None,
-    metadata: Metadata | bool | str | Iterable[str] | None = None,
-    max_size: int | None = None,
-    sources: Iterable[str] | None = None,
-    follow_interfaces: bool = False,
-) -> Opener[Endpoint]:
-    """Open an Endpoint that joins ``groups`` on ``port`` and sends to the first of them.
-
-    The interface is used both for joins and as the outgoing interface. Other arguments are
-    those of open_receiver and open_sender. With ``port`` 0 the endpoint sends to the port it
-    was given by the kernel.
-    """
-    spec = _receive_args(
-        groups,
-        port,
-        family,
-        queue_size,
-        overflow,
-        reuse_port=reuse_port,
-        bind_address=bind_address,
-        host_scope_guard=host_scope_guard,
-        gro=gro,
-        receive_buffer=receive_buffer,
-        metadata=metadata,
-        max_size=max_size,
-        sources=sources,
-    )
-    hops = validate_ttl(ttl)
-    loop_on = _validate_loopback(loopback)
-    use_fast = _use_fast(fast)
-    follow = _flag("follow_interfaces", follow_interfaces)
-
-    async def factory() -> Endpoint:
-        endpoint = await _following(
-            _open(
-                Endpoint,
-                family=spec.family,
-                interface=interface,
-                sock=sock,
-                fast=use_fast,
-                receive=spec,
-                ttl=hops,
-                loopback=loop_on,
-            ),
-            follow,
-        )
-        if spec.groups:
-            endpoint._default_destination = (spec.groups[0], endpoint.port)
-        return endpoint
-
-    return Opener(factory)

@@ -30,7 +30,7 @@ from typing import Any, Final, final
 from ._driver import Reactor
 from ._metadata import CONTROL_SIZE, MetadataDecoder
 from ._options import PLATFORM
-from ._protocol import Datagram
+from ._types import Datagram
 
 __all__ = [
     "FastDatagramTransport",

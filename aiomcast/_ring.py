@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from ._address import AddressScope, Family, Group, GroupLike, validate_ttl
 from ._endpoint import Endpoint, driver_of
 from ._errors import InvalidArgumentError, show
-from ._protocol import Datagram
+from ._types import Datagram
 
 __all__ = ["RingSearchResult", "expanding_ring_search"]
 

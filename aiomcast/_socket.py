@@ -11,7 +11,7 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Iterator, Mapping
-from typing import Literal
+from typing import Literal, final
 
 from ._address import Family, Group
 from ._errors import InvalidArgumentError, InvalidSocketError, KernelError, show
@@ -34,6 +34,7 @@ from ._options import (
 )
 
 __all__ = [
+    "SocketKernel",
     "adopt_socket",
     "bind",
     "block_source",
@@ -423,3 +424,35 @@ def set_receive_buffer(sock: socket.socket, size: int) -> int:
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
         granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     return int(granted)
+
+
+@final
+class SocketKernel:
+    """The membership calls of one socket, for a MembershipTable (_membership.Kernel)."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def join(self, group: Group, interface: Interface | None, source: str | None) -> None:
+        """Join, any-source or from ``source``."""
+        if source is None:
+            join(self._sock, group, interface)
+        else:
+            join_source(self._sock, group, source, interface)
+
+    def leave(self, group: Group, interface: Interface | None, source: str | None) -> None:
+        """Leave, any-source or ``source``."""
+        if source is None:
+            leave(self._sock, group, interface)
+        else:
+            leave_source(self._sock, group, source, interface)
+
+    def block(self, group: Group, interface: Interface | None, source: str) -> None:
+        """Block ``source`` (MCAST_BLOCK_SOURCE)."""
+        block_source(self._sock, group, source, interface)
+
+    def unblock(self, group: Group, interface: Interface | None, source: str) -> None:
+        """Unblock ``source`` (MCAST_UNBLOCK_SOURCE)."""
+        unblock_source(self._sock, group, source, interface)

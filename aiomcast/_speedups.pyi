@@ -3,7 +3,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import final
 
-from ._protocol import Datagram
+from ._types import Datagram
 
 @final
 class BatchReader:

@@ -28,8 +28,8 @@ import enum
 import errno
 import socket
 import struct
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Final, Literal, NamedTuple, Protocol, final
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple, final
 
 from ._address import Family, Group
 from ._driver import Driver, Timer, Waiter
@@ -45,7 +45,8 @@ from ._interfaces import (
 from ._options import PLATFORM
 
 if TYPE_CHECKING:
-    from ._endpoint import Membership
+    from ._membership import MembershipTable
+    from ._types import Membership
 
 __all__ = [
     "ChangeKind",
@@ -235,82 +236,44 @@ def diff_interfaces(
     return result
 
 
-# -- what the watcher needs from an endpoint --------------------------------------------------
+# -- joining on every interface ----------------------------------------------------------
 
 
-class _Owner(Protocol):
-    """The endpoint side of joining on every interface and of the watcher (_ReceiveAPI)."""
-
-    @property
-    def socket(self) -> socket.socket: ...
-
-    @property
-    def family(self) -> Family: ...
-
-    @property
-    def memberships(self) -> frozenset[Membership]: ...
-
-    def _check_open(self) -> None: ...
-
-    def _join_on(self, group: Group, interface: Interface, source: str | None) -> Membership: ...
-
-    def _forget(self, membership: Membership) -> None: ...
-
-
-#: A group joined on every interface (that passes the predicate): (group, source) -> predicate.
-Targets = dict[tuple[Group, "str | None"], "Callable[[Interface], bool] | None"]
-
-
-def _source_of(membership: Membership) -> str | None:
-    source = getattr(membership, "source", None)
-    return None if source is None else str(source)
-
-
-def _held(owner: _Owner, group: Group, index: int, source: str | None) -> Membership | None:
-    for m in owner.memberships:
-        if (
-            m.group.address == group.address
-            and m.interface is not None
-            and m.interface.index == index
-            and _source_of(m) == source
-        ):
-            return m
-    return None
-
-
-def _listing(owner: _Owner) -> list[Interface]:
-    with socket_namespace(owner.socket):
+def _listing(sock: socket.socket) -> list[Interface]:
+    with socket_namespace(sock):
         return list_interfaces()
 
 
 def join_all(
-    owner: _Owner, group: Group, interfaces: InterfaceFilter, source: str | None
+    table: MembershipTable,
+    sock: socket.socket,
+    group: Group,
+    interfaces: InterfaceFilter,
+    source: str | None,
 ) -> tuple[JoinResult, ...]:
-    """Join ``group`` on each chosen interface; one JoinResult per interface (see plan_joins)."""
-    owner._check_open()
-    if group.family is not owner.family:
-        from ._errors import InvalidGroupError
+    """Join ``group`` on each chosen interface; one JoinResult per interface (see plan_joins).
 
-        raise InvalidGroupError(
-            f"group {group} is {group.family.label} but the endpoint is {owner.family.label}",
-            value=str(group),
-        )
-    plan = plan_joins(_listing(owner), owner.family, interfaces)
+    The interfaces are those of ``sock``'s network namespace.
+    """
+    table.check_family(group)
+    plan = plan_joins(_listing(sock), table.family, interfaces)
     results: list[JoinResult] = []
     for name, interface, error in plan:
         if interface is None:
             results.append(JoinResult(name, None, error))
             continue
-        results.append(_join_one(owner, group, interface, source))
+        results.append(_join_one(table, group, interface, source))
     return tuple(results)
 
 
-def _join_one(owner: _Owner, group: Group, interface: Interface, source: str | None) -> JoinResult:
-    held = _held(owner, group, interface.index, source)
+def _join_one(
+    table: MembershipTable, group: Group, interface: Interface, source: str | None
+) -> JoinResult:
+    held = table.held(group, interface.index, source)
     if held is not None:
         return JoinResult(interface.name, held, None)
     try:
-        membership = owner._join_on(group, interface, source)
+        membership = table.join(group, interface, source)
     except AiomcastError as exc:
         return JoinResult(interface.name, None, exc)
     return JoinResult(interface.name, membership, None)
@@ -387,8 +350,8 @@ class InterfaceWatcher:
 
     def __init__(
         self,
-        owner: _Owner,
-        targets: Targets,
+        table: MembershipTable,
+        sock: socket.socket,
         *,
         driver: Driver,
         poll_interval: float | None = None,
@@ -407,20 +370,19 @@ class InterfaceWatcher:
             raise InvalidArgumentError(
                 f"max_changes {show(max_changes)} must be a positive integer", value=max_changes
             )
-        self._owner = owner
-        self._targets = targets
+        self._table = table
+        self._sock = sock
         self._driver = driver
         self._history: collections.deque[InterfaceChange] = collections.deque(maxlen=max_changes)
         self._pending: collections.deque[InterfaceChange] = collections.deque()
         self._max = max_changes
         self._waiter: Waiter | None = None
-        self._waiting: set[tuple[Group, str | None, str]] = set()
         self._counts = dict.fromkeys(WatchStats.__dataclass_fields__, 0)
         self._closed = False
         self._scheduled: Timer | None = None
         self._deleted: set[int] = set()
-        self._snapshot = {i.index: i for i in _listing(owner)}
-        self._netlink = _open_netlink(owner.socket) if poll_interval is None else None
+        self._snapshot = {i.index: i for i in _listing(sock)}
+        self._netlink = _open_netlink(sock) if poll_interval is None else None
         self._interval: float | None = None
         if self._netlink is not None:
             self._reactor = driver.reactor(self._reader_lost)
@@ -444,7 +406,7 @@ class InterfaceWatcher:
     @property
     def waiting(self) -> frozenset[tuple[Group, str]]:
         """(group, interface name) memberships forgotten with their interface, to rejoin."""
-        return frozenset((group, name) for group, _source, name in self._waiting)
+        return frozenset((group, name) for group, _source, name in self._table.waiting)
 
     @property
     def stats(self) -> WatchStats:
@@ -458,10 +420,7 @@ class InterfaceWatcher:
 
     def discard(self, group: Group | str, interface: str) -> None:
         """Stop waiting to rejoin ``group`` on the vanished interface ``interface``."""
-        value = Group(group)
-        self._waiting = {
-            w for w in self._waiting if (w[0].address, w[2]) != (value.address, interface)
-        }
+        self._table.discard_waiting(Group(group), interface)
 
     def rescan(self) -> None:
         """Read the interface list now and act on what changed (also done on every event)."""
@@ -548,10 +507,9 @@ class InterfaceWatcher:
             return
         if self._interval is not None:  # polling: the next look
             self._scheduled = self._driver.call_later(self._interval, self._scan)
-        owner = self._owner
         self._counts["scans"] += 1
         try:
-            listing = _listing(owner)
+            listing = _listing(self._sock)
         except OSError:
             return  # the next notification or poll tries again
         new = {i.index: i for i in listing}
@@ -562,7 +520,7 @@ class InterfaceWatcher:
             gone.append(_Draft(old.pop(index), (ChangeKind.REMOVED,)))
         self._deleted.clear()
         drafts: dict[int, _Draft] = {}
-        for interface, kinds, added, removed in diff_interfaces(old, new, owner.family):
+        for interface, kinds, added, removed in diff_interfaces(old, new, self._table.family):
             draft = _Draft(interface, kinds, added, removed)
             if ChangeKind.REMOVED in kinds:
                 gone.append(draft)
@@ -576,38 +534,35 @@ class InterfaceWatcher:
             self._emit(draft)
 
     def _forget_on(self, index: int, draft: _Draft) -> None:
-        for membership in sorted(self._owner.memberships, key=str):
-            if membership.interface is None or membership.interface.index != index:
-                continue
-            self._owner._forget(membership)
-            self._waiting.add((membership.group, _source_of(membership), membership.interface.name))
+        for membership in self._table.on_interface(index):
+            self._table.forget(membership)
             draft.forgotten.append(membership)
 
     def _rejoin_waiting(self, listing: list[Interface], drafts: dict[int, _Draft]) -> None:
         by_name = {i.name: i for i in listing}
-        family = self._owner.family
-        for entry in sorted(self._waiting, key=str):
+        family = self._table.family
+        for entry in sorted(self._table.waiting, key=str):
             group, source, name = entry
             interface = by_name.get(name)
             if interface is None or not interface.supports(family):
                 continue
             if family is Family.IPV4 and not interface.ipv4:
                 continue  # aiomcast joins IPv4 only where there is an IPv4 address
-            self._waiting.discard(entry)
+            self._table.rejoined(entry)
             draft = drafts.setdefault(interface.index, _Draft(interface))
-            self._record(draft, _join_one(self._owner, group, interface, source))
+            self._record(draft, _join_one(self._table, group, interface, source))
 
     def _join_targets(
         self, listing: list[Interface], old: Mapping[int, Interface], drafts: dict[int, _Draft]
     ) -> None:
-        family = self._owner.family
+        family = self._table.family
         for interface in listing:
             if unusable_reason(interface, family) is not None:
                 continue
             before = old.get(interface.index)
             if before is not None and unusable_reason(before, family) is None:
                 continue  # usable before: joined then (or left on purpose since)
-            for (group, source), predicate in list(self._targets.items()):
+            for (group, source), predicate in list(self._table.targets.items()):
                 try:
                     wanted = predicate is None or predicate(interface)
                 except Exception as exc:  # a user's predicate: report, do not stop watching
@@ -618,9 +573,9 @@ class InterfaceWatcher:
                     draft = drafts.setdefault(interface.index, _Draft(interface))
                     self._record(draft, JoinResult(interface.name, None, error))
                     continue
-                if wanted and _held(self._owner, group, interface.index, source) is None:
+                if wanted and self._table.held(group, interface.index, source) is None:
                     draft = drafts.setdefault(interface.index, _Draft(interface))
-                    self._record(draft, _join_one(self._owner, group, interface, source))
+                    self._record(draft, _join_one(self._table, group, interface, source))
 
     def _record(self, draft: _Draft, result: JoinResult) -> None:
         if result.membership is not None:
@@ -633,16 +588,7 @@ class InterfaceWatcher:
         quiet = (ChangeKind.DOWN, ChangeKind.CARRIER_OFF, ChangeKind.ADDRESS_REMOVED)
         kept: tuple[Membership, ...] = ()
         if any(kind in quiet for kind in draft.kinds) and ChangeKind.REMOVED not in draft.kinds:
-            kept = tuple(
-                sorted(
-                    (
-                        m
-                        for m in self._owner.memberships
-                        if m.interface is not None and m.interface.index == interface.index
-                    ),
-                    key=str,
-                )
-            )
+            kept = tuple(self._table.on_interface(interface.index))
         change = InterfaceChange(
             interface=interface.name,
             index=interface.index,

@@ -38,10 +38,11 @@ from typing import Generic, ParamSpec, TypeVar, final
 import anyio
 import anyio.abc
 
-from . import _endpoint
+from . import _endpoint, _open
 from ._attributes import MulticastAttribute
 from ._driver import AnyioDriver, current_driver
-from ._endpoint import Endpoint, Opener, Receiver, Sender
+from ._endpoint import Endpoint, Receiver, Sender
+from ._open import Opener
 
 __all__ = [
     "AnyioOpener",
@@ -173,13 +174,13 @@ def _for_anyio(core: Callable[P, Opener[E]], summary: str) -> Callable[P, AnyioO
 
 #: Open a Receiver on any anyio backend (asyncio, uvloop, trio).
 open_receiver = _for_anyio(
-    _endpoint.open_receiver, "Open a Receiver on any anyio backend (asyncio, uvloop, trio)."
+    _open.open_receiver, "Open a Receiver on any anyio backend (asyncio, uvloop, trio)."
 )
 #: Open a Sender on any anyio backend (asyncio, uvloop, trio).
 open_sender = _for_anyio(
-    _endpoint.open_sender, "Open a Sender on any anyio backend (asyncio, uvloop, trio)."
+    _open.open_sender, "Open a Sender on any anyio backend (asyncio, uvloop, trio)."
 )
 #: Open an Endpoint on any anyio backend (asyncio, uvloop, trio).
 open_endpoint = _for_anyio(
-    _endpoint.open_endpoint, "Open an Endpoint on any anyio backend (asyncio, uvloop, trio)."
+    _open.open_endpoint, "Open an Endpoint on any anyio backend (asyncio, uvloop, trio)."
 )

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from ._address import Family, Group, TTLScope, max_payload, validate_port, validate_ttl
-from ._endpoint import Receiver, open_receiver, open_sender
+from ._endpoint import Receiver
 from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
 from ._metadata import Metadata
-from ._protocol import Datagram
+from ._open import open_receiver, open_sender
 from ._run import run
 from ._sequence import (
     IPERF2_HEADER,
@@ -32,6 +32,7 @@ from ._sequence import (
     unpack_iperf2,
     unpack_sequence,
 )
+from ._types import Datagram
 from ._watch import InterfaceWatcher, JoinResult
 
 __all__ = ["main"]

@@ -436,7 +436,7 @@ def floor_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
     import select
 
     from aiomcast import _fastio
-    from aiomcast._protocol import Datagram
+    from aiomcast._types import Datagram
 
     if _fastio.BatchReader is None:
         raise Skip("aiomcast's C extension is not built here")

@@ -36,7 +36,7 @@ def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     ``fast`` reads (and sends) with the C extension (_speedups.c), ``fast-python`` with the
     pure-Python code that stands in where the extension is not built.
     """
-    monkeypatch.setattr(aiomcast._endpoint, "default_fast", request.param != "protocol")
+    monkeypatch.setattr(aiomcast._open, "default_fast", request.param != "protocol")
     if request.param == "fast-python":
         monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
         monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
