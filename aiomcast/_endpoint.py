@@ -16,23 +16,20 @@ from collections.abc import (
     Callable,
     Iterable,
     Mapping,
-    Sequence,
 )
 from types import TracebackType
-from typing import Any, Final, Self, TypeGuard, final
+from typing import Any, Self, final
 
 from anyio import TypedAttributeProvider
 
 from . import _fastio, _socket
 from ._address import (
     DEFAULT_TTL,
-    AddressScope,
     Family,
     Group,
     GroupLike,
     check_payload,
     max_payload,
-    validate_port,
     validate_ttl,
 )
 from ._attributes import typed_attributes
@@ -43,23 +40,21 @@ from ._errors import (
     EndpointClosedError,
     InterfaceError,
     InvalidArgumentError,
-    InvalidGroupError,
-    InvalidTTLError,
     KernelError,
     show,
 )
 from ._fastio import FastDatagramTransport
 from ._interfaces import (
     Interface,
-    InterfaceFilter,
     InterfaceLike,
     resolve_interface,
 )
 from ._membership import MembershipTable
 from ._options import PLATFORM, check_source
 from ._protocol import MulticastProtocol
+from ._send import check_ipv6_host_scope, check_iterable, check_payloads, destination_address
 from ._types import Datagram, Membership, Overflow, Stats
-from ._watch import InterfaceWatcher, JoinResult, join_all
+from ._watch import FollowingAPI, InterfaceWatcher
 
 __all__ = ["Endpoint", "Receiver", "Sender", "driver_of"]
 
@@ -87,6 +82,7 @@ class _Core(TypedAttributeProvider):
         self._default_interface = interface
         self._table = MembershipTable(family, _socket.SocketKernel(sock))
         self._watcher: InterfaceWatcher | None = None
+        self._driver = protocol.driver
         self._scope_ids: dict[str, int] = {}
         self._final_kernel_drops: int | None = None
         self._default_sockaddr: tuple[Any, ...] | None = None
@@ -256,35 +252,14 @@ class _Core(TypedAttributeProvider):
     def _sockaddr(
         self, group: GroupLike | None, port: int | None, default: tuple[Group, int] | None
     ) -> tuple[Any, ...]:
-        if (group is None or port is None) and default is None:
-            raise InvalidArgumentError(
-                "this endpoint has no default destination: give group and port", value=None
-            )
-        if group is not None:
-            target = Group(group)
-        else:
-            assert default is not None
-            target = default[0]
-        if port is not None:
-            dport = validate_port(port, allow_zero=False)
-        else:
-            assert default is not None
-            dport = default[1]
-        if target.family is not self._family:
-            raise InvalidGroupError(
-                f"group {target} is {target.family.label} but the endpoint is {self._family.label}",
-                value=str(target),
-            )
-        host = str(target.address)
-        if self._family is Family.IPV6:
-            scope_id = 0
-            if target.zone is not None:
-                scope_id = self._scope_ids.get(target.zone, 0)
-                if not scope_id:
-                    iface = resolve_interface(target.zone, self._family, sock=self._sock)
-                    scope_id = self._scope_ids[target.zone] = iface.index
-            return (host, dport, 0, scope_id)
-        return (host, dport)
+        return destination_address(group, port, default, self._family, self._zone_index)
+
+    def _zone_index(self, zone: str) -> int:
+        index = self._scope_ids.get(zone, 0)
+        if not index:
+            index = resolve_interface(zone, self._family, sock=self._sock).index
+            self._scope_ids[zone] = index
+        return index
 
     async def _send(self, payload: object, destination: tuple[Any, ...]) -> None:
         self._check_open()
@@ -329,12 +304,8 @@ class _Core(TypedAttributeProvider):
     def _send_error(
         self, failure: OSError, operation: str, destination: tuple[Any, ...]
     ) -> KernelError:
-        return KernelError(
-            failure.errno,
-            operation=operation,
-            group=str(destination[0]),
-            interface=self._outgoing_name(),
-            detail=failure.strerror,
+        return KernelError.from_os_error(
+            failure, operation=operation, group=str(destination[0]), interface=self._outgoing_name()
         )
 
     async def _send_empty(self, destination: tuple[Any, ...]) -> None:
@@ -348,13 +319,7 @@ class _Core(TypedAttributeProvider):
             self._sock.sendto(b"", destination)
         except OSError as exc:
             self._protocol.counters.send_errors += 1
-            raise KernelError(
-                exc.errno,
-                operation="send",
-                group=str(destination[0]),
-                interface=self._outgoing_name(),
-                detail=exc.strerror,
-            ) from exc
+            raise self._send_error(exc, "send", destination) from exc
         self._protocol.counters.sent += 1
         if not self._local[1]:
             self._local = self._sock.getsockname()
@@ -363,7 +328,7 @@ class _Core(TypedAttributeProvider):
         return "default"
 
 
-class _ReceiveAPI(_Core):
+class _ReceiveAPI(FollowingAPI, _Core):
     """Receive half of the public API."""
 
     def join(
@@ -541,81 +506,6 @@ class _ReceiveAPI(_Core):
             finally:
                 self._reading = False
         return queue.popleft()
-
-    # -- every interface, and interfaces that change (_watch.py) ----------------------------
-
-    def join_all_interfaces(
-        self,
-        group: GroupLike,
-        interfaces: InterfaceFilter = None,
-        *,
-        source: str | None = None,
-    ) -> tuple[JoinResult, ...]:
-        """Join ``group`` on several interfaces, one by one; return one JoinResult each.
-
-        ``interfaces`` None joins on every interface that can carry multicast of the
-        endpoint's family; a predicate (``lambda i: i.name.startswith("eth")``) on those it
-        accepts; names, indexes or addresses on those. An interface that is down, has no
-        address of the family, does not exist or that the kernel refuses (ENODEV,
-        EADDRNOTAVAIL, ENOBUFS...) gets a JoinResult with the error and does not stop the
-        others; one already joined gets its membership. While the endpoint follows
-        interfaces, a group joined with None or a predicate is also joined on interfaces
-        that become usable later (come up, gain an address, appear).
-
-        Raises:
-            InvalidGroupError: not a group, or of the other family.
-            InterfaceError: ``interfaces`` is none of the shapes above.
-        """
-        self._check_open()
-        value = Group(group)
-        text = self._source_text(source)
-        results = join_all(self._table, self._sock, value, interfaces, text)
-        if interfaces is None or (callable(interfaces) and not isinstance(interfaces, Interface)):
-            self._table.join_everywhere(value, text, interfaces)
-        return results
-
-    def leave_all_interfaces(
-        self, group: GroupLike, *, source: str | None = None
-    ) -> tuple[Membership, ...]:
-        """Leave ``group`` (from ``source``) on every interface; return the memberships left.
-
-        Also stops joining it on interfaces that appear later, and stops waiting to rejoin it
-        on interfaces that went away.
-        """
-        self._check_open()
-        return self._table.leave_everywhere(Group(group), self._source_text(source))
-
-    def follow_interfaces(
-        self, *, poll_interval: float | None = None, max_changes: int = 256
-    ) -> InterfaceWatcher:
-        """Keep the memberships in step with the host's interfaces; return the watcher.
-
-        Memberships survive an interface going down and up or losing its addresses (the
-        kernel keeps them); those of an interface that is deleted are forgotten and rejoined
-        when an interface of the same name appears; groups joined with
-        ``join_all_interfaces(group)`` (None or a predicate) are joined on interfaces that
-        become usable. Each change is reported: ``async for change in watcher``, or read
-        ``watcher.changes`` and ``watcher.stats``. Changes are noticed through netlink route
-        notifications in the socket's network namespace (Linux); with ``poll_interval``, or
-        where netlink is absent, by reading the interface list every ``poll_interval``
-        seconds (default 2). Stops when the endpoint closes. Calling it again returns the
-        same watcher.
-        """
-        self._check_open()
-        if self._watcher is None or self._watcher.closed:
-            self._watcher = InterfaceWatcher(
-                self._table,
-                self._sock,
-                driver=self._protocol.driver,
-                poll_interval=poll_interval,
-                max_changes=max_changes,
-            )
-        return self._watcher
-
-    @property
-    def interface_watcher(self) -> InterfaceWatcher | None:
-        """The watcher made by follow_interfaces(), or None."""
-        return self._watcher
 
 
 class _SendAPI(_Core):
@@ -808,7 +698,7 @@ class _SendAPI(_Core):
         self._check_open()
         destination = self._destination(group, port, self._default_destination)
         if self._ttl == 0 and self._family is Family.IPV6:
-            _check_ipv6_host_scope(destination[0])
+            check_ipv6_host_scope(destination[0])
         await self._send(payload, destination)
 
 
@@ -816,35 +706,11 @@ async def _send_many(
     endpoint: _SendAPI, payloads: Iterable[object], group: GroupLike | None, port: int | None
 ) -> int:
     endpoint._check_open()
-    if not isinstance(payloads, Iterable) or isinstance(payloads, bytes | bytearray | str):
-        raise InvalidArgumentError(
-            f"payloads must be an iterable of bytes-like datagrams, not {type(payloads).__name__}",
-            value=type(payloads).__name__,
-        )
+    check_iterable(payloads)
     destination = endpoint._destination(group, port, endpoint._default_destination)
     if endpoint._ttl == 0 and endpoint._family is Family.IPV6:
-        _check_ipv6_host_scope(destination[0])
-    family = endpoint._family
-    limit = max_payload(family)
-    # Fast path, the high-rate sender's case: a non-empty list or tuple of bytes, checked with
-    # C-level passes (their types, their lengths) and used as they are; ``uniform`` is their
-    # one size when they share it (the transport then skips its own look at the sizes).
-    uniform = 0
-    items: Sequence[bytes]
-    if isinstance(payloads, list | tuple) and _only_bytes(payloads):
-        items = payloads
-        sizes = set(map(len, items))
-        if max(sizes) > limit:
-            items = [bytes(check_payload(p, family)) for p in items]  # raises, naming it
-        if len(sizes) == 1:
-            uniform = sizes.pop()
-    else:
-        # Anything else goes through the full check, which names what is wrong; bytes within
-        # the limit are used as they are (no copy).
-        items = [
-            p if type(p) is bytes and len(p) <= limit else bytes(check_payload(p, family))
-            for p in payloads
-        ]
+        check_ipv6_host_scope(destination[0])
+    items, uniform = check_payloads(payloads, endpoint._family)
     protocol = endpoint._protocol
     transport = endpoint._transport
     if not protocol.writable.is_set():
@@ -866,19 +732,9 @@ async def _send_many(
     return len(items)
 
 
-_BYTES_ONLY: Final = {bytes}
-
-
 def driver_of(endpoint: _Core) -> Driver:
     """The driver that ``endpoint`` waits with (asyncio's, or anyio's on trio)."""
     return endpoint._protocol.driver
-
-
-def _only_bytes(
-    payloads: list[Any] | tuple[Any, ...],
-) -> TypeGuard[list[bytes] | tuple[bytes, ...]]:
-    """True when every payload is exactly ``bytes`` (one C-level pass)."""
-    return set(map(type, payloads)) == _BYTES_ONLY
 
 
 @final
@@ -911,16 +767,6 @@ class Sender(_SendAPI):
 @final
 class Endpoint(_ReceiveAPI, _SendAPI):
     """One socket that both receives (joins, ``async for``) and sends."""
-
-
-def _check_ipv6_host_scope(group: str) -> None:
-    if Group(group).scope is not AddressScope.INTERFACE_LOCAL:
-        raise InvalidTTLError(
-            f"hop limit 0 (host scope, S8) to {group}: Linux would transmit it on the "
-            "interface anyway; use an interface-local group (ff01::/16, ff11::/16) for "
-            "host-only traffic, or a hop limit of 1 or more",
-            value=0,
-        )
 
 
 def _loopback_interface(sock: socket.socket) -> Interface:

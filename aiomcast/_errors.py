@@ -222,6 +222,29 @@ class KernelError(AiomcastError, OSError):
     def __str__(self) -> str:
         return str(self.strerror)
 
+    @classmethod
+    def from_os_error(
+        cls,
+        exc: OSError,
+        *,
+        operation: str,
+        group: str | None = None,
+        interface: str | None = None,
+        hint: str | None = None,
+    ) -> KernelError:
+        """The KernelError for an OSError of ``operation``: the one place that maps errnos.
+
+        Raise it ``from exc``.
+        """
+        return cls(
+            exc.errno,
+            operation=operation,
+            group=group,
+            interface=interface,
+            detail=exc.strerror,
+            hint=hint,
+        )
+
 
 def _errno_text(code: int | None) -> str:
     import os

@@ -71,12 +71,11 @@ def os_errors(
     except OSError as exc:
         name = interface.name if isinstance(interface, Interface) else interface
         hint = hints.get(exc.errno) if hints is not None and exc.errno is not None else None
-        raise KernelError(
-            exc.errno,
+        raise KernelError.from_os_error(
+            exc,
             operation=operation,
             group=None if group is None else str(group),
             interface=name,
-            detail=exc.strerror,
             hint=hint,
         ) from exc
 

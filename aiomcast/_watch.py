@@ -1,4 +1,7 @@
 # Design: memberships on every interface, and memberships that follow the host's interfaces.
+# The receivers' methods for both (join_all_interfaces, leave_all_interfaces,
+# follow_interfaces) are FollowingAPI, at the end; memberships themselves are the endpoint's
+# MembershipTable, which the watcher shares.
 #
 # join_all_interfaces is an explicit loop over one interface listing: each interface gets its
 # own JoinResult (membership or error), so one interface that is down, lacks an address or
@@ -28,10 +31,10 @@ import enum
 import errno
 import socket
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, final
 
-from ._address import Family, Group
+from ._address import Family, Group, GroupLike
 from ._driver import Driver, Timer, Waiter
 from ._errors import AiomcastError, BusyError, InvalidArgumentError, show
 from ._interfaces import (
@@ -43,10 +46,10 @@ from ._interfaces import (
     unusable_reason,
 )
 from ._options import PLATFORM
+from ._types import Membership
 
 if TYPE_CHECKING:
     from ._membership import MembershipTable
-    from ._types import Membership
 
 __all__ = [
     "ChangeKind",
@@ -616,3 +619,94 @@ class InterfaceWatcher:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+# -- the endpoint's side --------------------------------------------------------------------
+
+
+class FollowingAPI:
+    """Joining on every interface and following interface changes: methods of the receivers.
+
+    Mixed into the receiving endpoints (Receiver, Endpoint), which supply the attributes
+    annotated here; it defines none of them, so it overrides nothing of theirs.
+    """
+
+    _table: MembershipTable
+    _sock: socket.socket
+    _watcher: InterfaceWatcher | None
+    _driver: Driver
+    _check_open: Callable[[], None]
+    _source_text: Callable[[object], str | None]
+
+    def join_all_interfaces(
+        self,
+        group: GroupLike,
+        interfaces: InterfaceFilter = None,
+        *,
+        source: str | None = None,
+    ) -> tuple[JoinResult, ...]:
+        """Join ``group`` on several interfaces, one by one; return one JoinResult each.
+
+        ``interfaces`` None joins on every interface that can carry multicast of the
+        endpoint's family; a predicate (``lambda i: i.name.startswith("eth")``) on those it
+        accepts; names, indexes or addresses on those. An interface that is down, has no
+        address of the family, does not exist or that the kernel refuses (ENODEV,
+        EADDRNOTAVAIL, ENOBUFS...) gets a JoinResult with the error and does not stop the
+        others; one already joined gets its membership. While the endpoint follows
+        interfaces, a group joined with None or a predicate is also joined on interfaces
+        that become usable later (come up, gain an address, appear).
+
+        Raises:
+            InvalidGroupError: not a group, or of the other family.
+            InterfaceError: ``interfaces`` is none of the shapes above.
+        """
+        self._check_open()
+        value = Group(group)
+        text = self._source_text(source)
+        results = join_all(self._table, self._sock, value, interfaces, text)
+        if interfaces is None or (callable(interfaces) and not isinstance(interfaces, Interface)):
+            self._table.join_everywhere(value, text, interfaces)
+        return results
+
+    def leave_all_interfaces(
+        self, group: GroupLike, *, source: str | None = None
+    ) -> tuple[Membership, ...]:
+        """Leave ``group`` (from ``source``) on every interface; return the memberships left.
+
+        Also stops joining it on interfaces that appear later, and stops waiting to rejoin it
+        on interfaces that went away.
+        """
+        self._check_open()
+        return self._table.leave_everywhere(Group(group), self._source_text(source))
+
+    def follow_interfaces(
+        self, *, poll_interval: float | None = None, max_changes: int = 256
+    ) -> InterfaceWatcher:
+        """Keep the memberships in step with the host's interfaces; return the watcher.
+
+        Memberships survive an interface going down and up or losing its addresses (the
+        kernel keeps them); those of an interface that is deleted are forgotten and rejoined
+        when an interface of the same name appears; groups joined with
+        ``join_all_interfaces(group)`` (None or a predicate) are joined on interfaces that
+        become usable. Each change is reported: ``async for change in watcher``, or read
+        ``watcher.changes`` and ``watcher.stats``. Changes are noticed through netlink route
+        notifications in the socket's network namespace (Linux); with ``poll_interval``, or
+        where netlink is absent, by reading the interface list every ``poll_interval``
+        seconds (default 2). Stops when the endpoint closes. Calling it again returns the
+        same watcher.
+        """
+        self._check_open()
+        if self._watcher is None or self._watcher.closed:
+            self._watcher = InterfaceWatcher(
+                self._table,
+                self._sock,
+                driver=self._driver,
+                poll_interval=poll_interval,
+                max_changes=max_changes,
+            )
+        return self._watcher
+
+    @property
+    def interface_watcher(self) -> InterfaceWatcher | None:
+        """The watcher made by follow_interfaces(), or None."""
+        return self._watcher

@@ -1,6 +1,6 @@
 """The long forms of tests/test_reliability.py: a minute of overload, 10,000 cycles.
 
-Run as root from the repository (it builds two network namespaces with aiomcast.lab, as the
+Run as root from the repository (it builds two network namespaces with aiomcast.testing.lab, as the
 tests do, inside a private namespace of its own, so nothing reaches the machine's
 interfaces)::
 
@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiomcast
-from aiomcast import lab
+from aiomcast.testing import lab
 from tests import test_reliability as rel
 from tests.helpers import Link
 

@@ -642,7 +642,7 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
     meta = results["meta"]
     minutes, seconds = divmod(int(meta.get("wall_s", 0)), 60)
     where = (
-        "two network namespaces joined by a veth pair (aiomcast.lab)"
+        "two network namespaces joined by a veth pair (aiomcast.testing.lab)"
         if meta["mode"] == "lab"
         else "the loopback interface"
     )

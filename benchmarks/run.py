@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [--quick] [--out DIR]
 
-As root it builds two network namespaces joined by a veth pair (``aiomcast.lab``: hosts
+As root it builds two network namespaces joined by a veth pair (``aiomcast.testing.lab``: hosts
 "tx" and "rx", interface n1, 10.201.1.1 and 10.201.1.2) and moves itself into a private
 network namespace first, so no benchmark datagram can reach this machine's own interfaces.
 Without root (or with ``--interface lo``) it runs over the loopback interface instead, and
@@ -45,7 +45,7 @@ from typing import Any, Final, Self
 
 import report
 
-from aiomcast import lab
+from aiomcast.testing import lab
 
 HERE: Final = Path(__file__).resolve().parent
 GROUP: Final = "239.77.0.1"

@@ -3,8 +3,8 @@
 Isolation. When root on Linux, the whole test process moves into a private network namespace
 before any test runs (``lab.enter_private_network``): every socket, membership report and
 subprocess of the suite lives there, and nothing reaches the machine's own interfaces. Tests
-that need more hosts build namespaces and veth pairs with ``aiomcast.lab``. Without root, the
-suite stays in the host namespace and IPv4 endpoint tests use the loopback interface
+that need more hosts build namespaces and veth pairs with ``aiomcast.testing.lab``. Without
+root, the suite stays in the host namespace and IPv4 endpoint tests use the loopback interface
 (127.0.0.1) only; tests that need namespaces skip with the reason, or fail when CI is set.
 
 Loops. Every async test runs on the plain asyncio loop and on uvloop
@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 import uvloop
 
-from aiomcast import lab
-from aiomcast.lab import LinkEnds
+from aiomcast.testing import lab
+from aiomcast.testing.lab import LinkEnds
 from tests.helpers import IN_CI, Link, LinkPair, require_root
 
 LAB_OK, LAB_WHY = lab.lab_available()

@@ -18,8 +18,8 @@ import time
 import pytest
 
 import aiomcast
-from aiomcast import lab
 from aiomcast._interfaces import kernel_memberships
+from aiomcast.testing import lab
 
 IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)  # linux/in.h; Python does not export it
 

@@ -22,9 +22,9 @@ from anyio.abc import SocketAttribute
 
 import aiomcast
 import aiomcast.anyio
-from aiomcast import lab
 from aiomcast.anyio import MulticastAttribute
-from aiomcast.lab import LinkEnds
+from aiomcast.testing import lab
+from aiomcast.testing.lab import LinkEnds
 from tests.helpers import Link, member, received_ttl, ttl_probe
 
 pytestmark = pytest.mark.anyio

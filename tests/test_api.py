@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import aiomcast
-import aiomcast.lab
+import aiomcast.testing.lab
 from aiomcast._fastio import speedups_available
 
 
@@ -51,9 +51,9 @@ def test_every_public_name_has_a_docstring(name: str) -> None:
 
 
 def test_lab_module_is_documented() -> None:
-    assert aiomcast.lab.__doc__
-    for name in aiomcast.lab.__all__:
-        assert inspect.getdoc(getattr(aiomcast.lab, name)), name
+    assert aiomcast.testing.lab.__doc__
+    for name in aiomcast.testing.lab.__all__:
+        assert inspect.getdoc(getattr(aiomcast.testing.lab, name)), name
 
 
 def test_errors_share_one_root() -> None:

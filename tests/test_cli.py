@@ -2,7 +2,7 @@
 
 Everything runs on the loopback interface (lo, 127.0.0.1, IPv4), so these tests also run
 without root; the tests that need a namespace without routes or a veth pair (IPv6) build them
-with ``aiomcast.lab`` and need root. Seed facts are named as ``seed Sn``.
+with ``aiomcast.testing.lab`` and need root. Seed facts are named as ``seed Sn``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from aiomcast import lab, pack_sequence
+from aiomcast import pack_sequence
+from aiomcast.testing import lab
 from tests.conftest import LOOPBACK_V4
 from tests.helpers import received_ttl, require_root, ttl_probe
 from tests.processes import AIOMCAST, SCRIPT, Result, background, free_port, run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiomcast import lab
+from aiomcast.testing import lab
 from tests.processes import AIOMCAST, Result, run
 
 

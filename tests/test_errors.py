@@ -8,7 +8,7 @@ import socket
 import pytest
 
 import aiomcast
-from aiomcast import lab
+from aiomcast.testing import lab
 from tests.helpers import Link, collect, member, nothing_arrives
 
 pytestmark = pytest.mark.asyncio

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from aiomcast import lab
+from aiomcast.testing import lab
 from tests.processes import background, example, free_port, run
 
 

@@ -11,11 +11,11 @@ import subprocess
 import pytest
 
 import aiomcast
-from aiomcast import lab
 from aiomcast._endpoint import _buffered
 from aiomcast._fastio import FastDatagramTransport, batch_receiver_available
 from aiomcast._socket import SO_RCVBUFFORCE
-from aiomcast.lab import LinkEnds
+from aiomcast.testing import lab
+from aiomcast.testing.lab import LinkEnds
 from tests.helpers import (
     IN_CI,
     Link,

@@ -18,8 +18,8 @@ import os
 import pytest
 
 import aiomcast
-from aiomcast import lab
 from aiomcast._watch import ChangeKind
+from aiomcast.testing import lab
 from tests.processes import AIOMCAST, background, free_port
 
 GROUPS = {"ipv4": "239.8.0.1", "ipv6": "ff15::8:1"}

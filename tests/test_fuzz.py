@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import aiomcast
-from aiomcast import lab
 from aiomcast._interfaces import kernel_memberships
+from aiomcast.testing import lab
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """Two and three hosts (network namespaces) joined by veth pairs: what crosses a real link.
 
-Root only: these tests build their own namespaces with aiomcast.lab and remove them.
+Root only: these tests build their own namespaces with aiomcast.testing.lab and remove them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 import aiomcast
-from aiomcast import lab
+from aiomcast.testing import lab
 from tests.helpers import (
     Link,
     LinkPair,

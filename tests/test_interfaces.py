@@ -21,7 +21,7 @@ import aiomcast
 from aiomcast import Family, Interface, InterfaceError, _interfaces
 from aiomcast._interfaces import kernel_memberships, select_interface
 from aiomcast._options import Platform
-from aiomcast.lab import Lab
+from aiomcast.testing.lab import Lab
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address

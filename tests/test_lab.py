@@ -26,8 +26,8 @@ import pytest
 import pytest_asyncio
 
 import aiomcast
-from aiomcast import lab
-from aiomcast._routing import (
+from aiomcast.testing import lab
+from aiomcast.testing._routing import (
     IP6_THRESHOLD_TABLE,
     NETFILTER_TABLE,
     Ipmr,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from aiomcast import lab
+from aiomcast.testing import lab
 from tests.helpers import require_root
 
 

@@ -15,8 +15,9 @@ import time
 import pytest
 
 import aiomcast
-from aiomcast import Metadata, lab
+from aiomcast import Metadata
 from aiomcast._metadata import parse_metadata
+from aiomcast.testing import lab
 
 from .helpers import Link, collect
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 
 import aiomcast
-from aiomcast import lab
 from aiomcast._interfaces import kernel_memberships
+from aiomcast.testing import lab
 from tests.helpers import require_root, start_capture, stop_capture
 from tests.processes import AIOMCAST, background, run
 

@@ -34,8 +34,8 @@ from typing import Any
 import pytest
 
 import aiomcast
-from aiomcast import lab
 from aiomcast._interfaces import kernel_memberships
+from aiomcast.testing import lab
 from tests.conftest import LOOPBACK_V4
 from tests.helpers import Link, collect, require_root
 from tests.processes import AIOMCAST, background, free_port, run

@@ -1,6 +1,6 @@
 """The lab routers' configuration, from tables: what each forwarding engine is told to do.
 
-The functions of aiomcast._routing are pure: ports and routes in, configuration text out.
+The functions of aiomcast.testing._routing are pure: ports and routes in, configuration text out.
 These tests read that text without root (all but the last, which asks the kernel for
 multicast routing as the lab does); tests/test_lab.py, tests/test_ssm.py and
 tests/test_faults.py prove through real routers, on every engine, that it forwards as meant.
@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import pytest
 
-from aiomcast import lab
-from aiomcast._routing import (
+from aiomcast.testing import lab
+from aiomcast.testing._routing import (
     MRT_INIT,
     NETFILTER_TABLE,
     Ipmr,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from aiomcast import lab
+from aiomcast.testing import lab
 from tests.helpers import require_root, start_capture, stop_capture
 from tests.processes import AIOMCAST, run
 

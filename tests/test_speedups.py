@@ -24,7 +24,7 @@ import pytest
 
 from aiomcast import Datagram
 from aiomcast._fastio import _packed_sockaddr, speedups_available
-from aiomcast.lab import LinkEnds
+from aiomcast.testing.lab import LinkEnds
 
 if not speedups_available():  # test_api.py fails in CI when the extension is missing
     pytest.skip("aiomcast._speedups was not built (no C compiler)", allow_module_level=True)

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 import pytest
 
 import aiomcast
-from aiomcast import _socket, lab
+from aiomcast import _socket
 from aiomcast._options import join_option, leave_option, source_option
+from aiomcast.testing import lab
 from tests.conftest import LOOPBACK_V4
 from tests.helpers import Link, collect, member, require_root, start_capture, stop_capture
 from tests.processes import AIOMCAST, background, free_port, run

@@ -17,9 +17,9 @@ import struct
 import pytest
 
 import aiomcast
-from aiomcast import lab
 from aiomcast._interfaces import plan_joins
 from aiomcast._watch import ChangeKind, diff_interfaces
+from aiomcast.testing import lab
 from tests.helpers import collect, member
 
 V4 = aiomcast.Family.IPV4
