@@ -45,6 +45,7 @@ from ._errors import (
     NotJoinedError,
     PayloadTooLargeError,
     SourceFilterError,
+    TransportOptionError,
 )
 from ._interfaces import (
     Interface,
@@ -109,6 +110,7 @@ __all__ = [
     "SourceFilterError",
     "Stats",
     "TTLScope",
+    "TransportOptionError",
     "WatchStats",
     "__version__",
     "expanding_ring_search",

@@ -129,7 +129,7 @@ class Driver(Protocol):
 
 @final
 class AsyncioDriver:
-    """The running asyncio loop's own primitives (asyncio or uvloop): today's code."""
+    """The running asyncio loop's own primitives (asyncio or uvloop), the default."""
 
     native_transports = True
 

@@ -611,7 +611,7 @@ class _SendAPI(_Core):
 
         On by default on aiomcast's transport (Linux); False turns send_many into plain
         sendmmsg batches (for comparison, or for devices that mishandle GSO). Always False
-        on the event loop's own transport (``fast=False``).
+        on the event loop's own transport (``transport="loop"``).
         """
         transport = self._transport
         return isinstance(transport, FastDatagramTransport) and transport.gso
@@ -625,7 +625,7 @@ class _SendAPI(_Core):
         if not isinstance(transport, FastDatagramTransport):
             if value:
                 raise InvalidArgumentError(
-                    "gso needs aiomcast's own transport (fast=True, Linux)", value=value
+                    "gso needs aiomcast's own transport (transport='batch', Linux)", value=value
                 )
             return
         transport.gso = value and PLATFORM == "linux"

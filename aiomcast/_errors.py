@@ -32,6 +32,7 @@ __all__ = [
     "NotJoinedError",
     "PayloadTooLargeError",
     "SourceFilterError",
+    "TransportOptionError",
 ]
 
 
@@ -73,6 +74,10 @@ class InvalidSourceError(InvalidArgumentError):
 
 class InvalidSocketError(InvalidArgumentError):
     """The socket given with ``sock=`` cannot carry multicast (not SOCK_DGRAM, wrong family)."""
+
+
+class TransportOptionError(InvalidArgumentError):
+    """The chosen transport cannot honour an option given with it (both are named)."""
 
 
 class MembershipError(AiomcastError):

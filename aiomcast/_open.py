@@ -1,8 +1,10 @@
 # Design: opening endpoints. open_receiver, open_sender and open_endpoint check every
 # argument at the boundary (a typed error naming the value), then create, bind and configure
 # the socket synchronously (_socket.py), so that it lives in the network namespace of the
-# thread that opens it, and hand it to a transport: the fast batching one (_fastio.py)
-# wherever the platform has it, or the running loop's own datagram transport. Their result,
+# thread that opens it, and hand it to a transport: aiomcast's batching one (_fastio.py,
+# transport="batch", the default wherever the platform has it) or the running loop's own
+# datagram transport (transport="loop"). An option that only one transport honours is refused
+# with the other, naming both; nothing is overridden in silence. Their result,
 # an Opener, can be awaited or used directly as an async context manager.
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from collections.abc import (
     Iterable,
 )
 from types import TracebackType
-from typing import Any, Generic, TypeVar, final
+from typing import Any, Final, Generic, TypeVar, final
 
 from . import _socket
 from ._address import (
@@ -35,6 +37,7 @@ from ._errors import (
     InvalidArgumentError,
     InvalidGroupError,
     InvalidSocketError,
+    TransportOptionError,
     show,
 )
 from ._fastio import FastDatagramTransport, batch_receiver_available
@@ -112,19 +115,41 @@ def _family_of(groups: list[Group], family: object) -> Family:
     return chosen
 
 
-#: What ``fast=None`` means: None is "wherever supported"; tests set True or False to run the
-#: same endpoint tests on both transports.
-default_fast: bool | None = None
+#: The transports an endpoint can run on: aiomcast's batching one, or the event loop's own.
+TRANSPORTS: Final = ("batch", "loop")
+
+#: What ``transport=None`` means: None is "batch wherever supported"; tests set "batch" or
+#: "loop" to run the same endpoint tests on both transports.
+default_transport: str | None = None
 
 
-def _use_fast(fast: bool | None) -> bool:
-    if fast is None:
-        return batch_receiver_available() if default_fast is None else default_fast
-    if not isinstance(fast, bool):
+def _check_transport(transport: object, receive: _ReceiveSpec | None) -> str | None:
+    """The transport asked for (None: choose when opening), refusing what it cannot honour."""
+    if transport is None:
+        return None
+    if transport not in TRANSPORTS:
         raise InvalidArgumentError(
-            f"fast must be True, False or None, not {show(fast)}", value=fast
+            f"transport must be 'batch', 'loop' or None, not {show(transport)}", value=transport
         )
-    return fast
+    if transport == "batch" and not batch_receiver_available():
+        raise TransportOptionError(
+            "transport='batch' needs recvmmsg (Linux); this platform has only transport='loop'",
+            value=transport,
+        )
+    if transport == "loop" and receive is not None:
+        needs_batch = [
+            ("gro=True", receive.gro),
+            (f"metadata={receive.metadata!s}", bool(receive.metadata)),
+            (f"max_size={receive.max_size}", receive.max_size is not None),
+        ]
+        for option, given in needs_batch:
+            if given:
+                raise TransportOptionError(
+                    f"transport='loop' cannot honour {option}: the event loop's own transport "
+                    "reads one datagram at a time without it; use transport='batch' (or None)",
+                    value=option,
+                )
+    return str(transport)
 
 
 def _check_buffer(size: object) -> int | None:
@@ -254,7 +279,7 @@ async def _open(
     family: Family,
     interface: InterfaceLike | None,
     sock: socket.socket | None,
-    fast: bool,
+    transport_choice: str | None,
     receive: _ReceiveSpec | None = None,
     ttl: int | None = None,
     loopback: bool | None = None,
@@ -311,7 +336,24 @@ async def _open(
         gro = receive is not None and receive.gro
         wanted = receive.metadata if receive is not None else Metadata.NONE
         slot = receive.max_size if receive is not None and receive.max_size else 65536
-        if fast or gro or wanted or slot != 65536 or not driver.native_transports:
+        if transport_choice == "loop" and not driver.native_transports:
+            raise TransportOptionError(
+                "transport='loop' needs the event loop's datagram transports, which trio does "
+                "not have: use transport='batch' (or None)",
+                value="loop",
+            )
+        # None: batch wherever supported (or where the tests' default_transport says), and
+        # wherever only batch can honour what was asked.
+        preferred = (
+            batch_receiver_available()
+            if default_transport is None
+            else (default_transport == "batch")
+        )
+        batch = transport_choice == "batch" or (
+            transport_choice is None
+            and (preferred or gro or bool(wanted) or slot != 65536 or not driver.native_transports)
+        )
+        if batch:
             raw.setblocking(False)
             enable_metadata(raw, int(family), wanted)
             transport = FastDatagramTransport(
@@ -380,7 +422,7 @@ def open_receiver(
     bind_address: str | None = None,
     sock: socket.socket | None = None,
     host_scope_guard: bool = True,
-    fast: bool | None = None,
+    transport: str | None = None,
     gro: bool = False,
     receive_buffer: int | None = None,
     metadata: Metadata | bool | str | Iterable[str] | None = None,
@@ -408,11 +450,13 @@ def open_receiver(
         host_scope_guard: refuse TTL-0 datagrams that arrive from another host (S8: TTL 0
             is the host scope; Linux transmits such datagrams anyway). Refused datagrams are
             counted in ``stats.kernel_dropped``. Linux only.
-        fast: receive in batches (recvmmsg) and send in batches (sendmmsg, UDP GSO) through
-            aiomcast's own transport; None (default) wherever supported (Linux), False for
-            the event loop's own DatagramProtocol transport.
-        gro: ask the kernel to coalesce datagrams (UDP_GRO) and split them here; implies the
-            fast path. Caution: when the receive buffer is full the kernel drops a coalesced
+        transport: "batch" receives in batches (recvmmsg) and sends in batches (sendmmsg, UDP
+            GSO) through aiomcast's own transport; "loop" uses the event loop's own
+            DatagramProtocol transport (not on trio); None (default) "batch" wherever
+            supported (Linux). "loop" refuses ``gro``, ``metadata`` and ``max_size``
+            (TransportOptionError, naming both), which only "batch" honours.
+        gro: ask the kernel to coalesce datagrams (UDP_GRO) and split them here; needs the
+            batch transport. Caution: when the receive buffer is full the kernel drops a coalesced
             buffer whole and counts it as one drop, however many datagrams it carried, so
             ``stats.kernel_dropped`` is then a lower bound (pinned by a test); give such a
             receiver a large ``receive_buffer``, or count losses with sequence numbers.
@@ -423,11 +467,11 @@ def open_receiver(
         metadata: per-datagram metadata to read from the kernel: True for all, or Metadata
             flags, or names (``group``, ``interface``, ``ttl``, ``timestamp``,
             ``kernel_drops``); fills those fields of each Datagram. None (default) reads
-            none and costs nothing. Implies the fast path. Linux.
+            none and costs nothing. Needs the batch transport. Linux.
         max_size: the longest datagram to receive whole, in bytes (default: any, 64 KiB
             buffers). Longer ones are delivered cut short with ``Datagram.truncated`` set and
-            counted in ``stats.truncated``; smaller values save memory (the fast path keeps
-            64 buffers of this size). Implies the fast path.
+            counted in ``stats.truncated``; smaller values save memory (the batch transport
+            keeps 64 buffers of this size). Needs the batch transport.
         sources: join each group source-specifically from each of these senders (IGMPv3 /
             MLDv2); required for groups of the SSM ranges 232.0.0.0/8 and ff3x::/32.
         follow_interfaces: keep the memberships in step with the host's interfaces (see
@@ -450,7 +494,7 @@ def open_receiver(
         max_size=max_size,
         sources=sources,
     )
-    use_fast = _use_fast(fast)
+    chosen = _check_transport(transport, spec)
     follow = _flag("follow_interfaces", follow_interfaces)
     return Opener(
         lambda: _following(
@@ -459,7 +503,7 @@ def open_receiver(
                 family=spec.family,
                 interface=interface,
                 sock=sock,
-                fast=use_fast,
+                transport_choice=chosen,
                 receive=spec,
             ),
             follow,
@@ -486,7 +530,7 @@ def open_sender(
     ttl: object = DEFAULT_TTL,
     loopback: bool = DEFAULT_LOOPBACK,
     sock: socket.socket | None = None,
-    fast: bool | None = None,
+    transport: str | None = None,
 ) -> Opener[Sender]:
     """Open a Sender whose send() goes to ``group``:``port`` by default.
 
@@ -497,21 +541,22 @@ def open_sender(
         ttl: TTL / hop limit 0-255 or a TTLScope name; default 1, the subnet (S7, S9).
         loopback: deliver copies to members on this host; default on (S14).
         sock: an existing SOCK_DGRAM socket to use instead of a new one (S3).
-        fast: send through aiomcast's batching transport (send_many with sendmmsg / UDP GSO);
-            None (default) wherever supported, False for the event loop's transport.
+        transport: "batch" sends through aiomcast's batching transport (send_many with
+            sendmmsg / UDP GSO), "loop" through the event loop's own; None (default) "batch"
+            wherever supported.
     """
     target = Group(group)
     dport = validate_port(port, allow_zero=False)
     hops = validate_ttl(ttl)
     loop_on = _validate_loopback(loopback)
-    use_fast = _use_fast(fast)
+    chosen = _check_transport(transport, None)
     return Opener(
         lambda: _open(
             Sender,
             family=target.family,
             interface=interface,
             sock=sock,
-            fast=use_fast,
+            transport_choice=chosen,
             ttl=hops,
             loopback=loop_on,
             destination=(target, dport),
@@ -533,7 +578,7 @@ def open_endpoint(
     bind_address: str | None = None,
     sock: socket.socket | None = None,
     host_scope_guard: bool = True,
-    fast: bool | None = None,
+    transport: str | None = None,
     gro: bool = False,
     receive_buffer: int | None = None,
     metadata: Metadata | bool | str | Iterable[str] | None = None,
@@ -564,7 +609,7 @@ def open_endpoint(
     )
     hops = validate_ttl(ttl)
     loop_on = _validate_loopback(loopback)
-    use_fast = _use_fast(fast)
+    chosen = _check_transport(transport, spec)
     follow = _flag("follow_interfaces", follow_interfaces)
 
     async def factory() -> Endpoint:
@@ -574,7 +619,7 @@ def open_endpoint(
                 family=spec.family,
                 interface=interface,
                 sock=sock,
-                fast=use_fast,
+                transport_choice=chosen,
                 receive=spec,
                 ttl=hops,
                 loopback=loop_on,

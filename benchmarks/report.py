@@ -22,7 +22,7 @@ LATENCY_TARGET_RATE = 1_000
 def write_all(results: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write the JSON, the markdown and the plot into ``out``; return their paths.
 
-    The issue's targets are computed here (``results["targets"]``) from the same run's numbers,
+    The targets are computed here (``results["targets"]``) from the same run's numbers,
     so ``report.py DIR`` recomputes them too.
     """
     results["targets"] = targets(results)
@@ -36,12 +36,12 @@ def write_all(results: dict[str, Any], out: Path) -> dict[str, Path]:
     return paths
 
 
-# -- targets (issue 4), each a ratio of two numbers of this run ----------------------------------
+# -- targets, each a ratio of two numbers of this run ----------------------------------
 
 #: Receiver and sender names of the rows the targets compare.
 PER_DATAGRAM, BATCHES, C_RECEIVER = "aiomcast", "aiomcast-batches", "c-recvmmsg"
 GRO = "aiomcast-gro"
-#: The "met" of a row shown for comparison only (no target of the issue).
+#: The "met" of a row shown for comparison only (not a target).
 INFO: Final = "info"
 #: The most a per-datagram Python consumer can take here: the C batch reader and the same
 #: sink in a blocking loop, no event loop (receivers.py's floor_receiver).
@@ -337,7 +337,7 @@ def _memory_target(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each measured as a ratio of two numbers of this run."""
+    """The targets, each measured as a ratio of two numbers of this run."""
     found = [
         _loss_free_target(results, UVLOOP, 2.0),
         _loss_free_target(results, STDLIB, 20.0),
@@ -366,7 +366,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     )
     found.append(_sender_ratio_target(results, NO_GSO_SENDER, "`send_many` without GSO", 1.5))
-    # Not a target of the issue (its "without GSO" is send_many's): shown for comparison,
+    # Not a target (the "without GSO" target is send_many's): shown for comparison,
     # since send() makes one sendto a datagram, as uvloop's transport does.
     send = _sender_ratio_target(results, SEND_SENDER, "`send` (no GSO)", 1.5)
     send["note"] = "; ".join(filter(None, ["one sendto a datagram, as uvloop's", send["note"]]))
@@ -662,7 +662,7 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
         "",
         *(f"- {note}" for note in meta.get("notes", [])),
         "",
-        "## Targets (issue 4): ratios of this run's numbers",
+        "## Targets: ratios of this run's numbers",
         "",
         *_targets_lines(results),
         "## Receivers: delivered % (receiver CPU seconds per million datagrams)",
@@ -814,7 +814,7 @@ def _plot_targets(axis: Any, results: dict[str, Any]) -> None:
         for t in results.get("targets") or targets(results)
     ]
     axis.axis("off")
-    axis.set_title("targets (issue 4), this run")
+    axis.set_title("targets, this run")
     axis.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize="small", wrap=True)
 
 

@@ -15,7 +15,7 @@ datagrams (the paced C sender mcsend.c, with sendmmsg or UDP_SEGMENT whichever g
 here, and iperf2 as a second load), the highest offered rate with < 0.1 % loss, and one-way
 latency p50/p99 at 1k/s and 100k/s; the RSS of aiomcast's per-datagram receiver under three
 times its loss-free rate; and for every sender the datagrams/s it reaches and its CPU per
-datagram. Results go to --out as JSON (all raw numbers and the issue's targets, met or not),
+datagram. Results go to --out as JSON (all raw numbers and the targets, met or not),
 a markdown table and a PNG plot; a progress bar runs on stderr.
 """
 
@@ -276,7 +276,7 @@ def traffic_setup(interface: str | None, rps: bool, rcvbuf: int = 0) -> Iterator
             tx, rx = net["tx"], net["rx"]
             # A veth pair delivers on the sending CPU. Receivers run without RPS by default:
             # the receiving side's IP and UDP work then runs on the sender's CPU, and the
-            # receiver's CPU does the receiver's own work only (the layout of the issue's
+            # receiver's CPU does the receiver's own work only (the layout of the targets'
             # table). Senders run with RPS, which moves that work to the receiver's CPU, so
             # the sender's CPU does the sender's own work only (measure_sender).
             mask = f"{1 << rx_cpu:x}"

@@ -53,6 +53,11 @@ class LinkPair:
     peer_name: str
 
 
+def transport_for(fast: bool) -> str:
+    """The openers' ``transport=`` for a test run with aiomcast's (fast) or the loop's transport."""
+    return "batch" if fast else "loop"
+
+
 def require_root(what: str) -> None:
     """Skip (or fail under CI) when namespaces cannot be built here."""
     ok, why = lab.lab_available()

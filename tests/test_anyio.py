@@ -491,3 +491,21 @@ async def test_follow_interfaces_on_every_backend(netlab: lab.Lab, family: str, 
                 got = await collect(rx, 1)
             assert [d.payload for d in got] == [b"after the rejoin"]
         assert watcher.closed
+
+
+async def test_the_loop_transport_is_refused_where_there_is_no_loop(link: Link) -> None:
+    # trio has no loop transports: transport="loop" is refused there, naming both, and the
+    # default (None) takes the batch transport; on asyncio "loop" is the loop's own.
+    if on_trio():
+        with pytest.raises(aiomcast.TransportOptionError, match=r"transport=.loop.*trio"):
+            async with aiomcast.anyio.open_receiver(
+                link.group, 0, interface=link.interface, transport="loop"
+            ):
+                pass
+    else:
+        async with aiomcast.anyio.open_receiver(
+            link.group, 0, interface=link.interface, transport="loop"
+        ) as rx:
+            assert not isinstance(rx._transport, aiomcast._fastio.FastDatagramTransport)
+    async with aiomcast.anyio.open_receiver(link.group, 0, interface=link.interface) as rx:
+        assert isinstance(rx._transport, aiomcast._fastio.FastDatagramTransport)

@@ -532,7 +532,7 @@ def test_send_message_that_is_not_utf8_sends_its_bytes() -> None:
 
 
 def test_listen_all_interfaces_reports_each_failure_and_follows_changes() -> None:
-    # Issue 5 part 3 from the command line: a down interface is reported and skipped, the
+    # Every interface from the command line: a down interface is reported and skipped, the
     # others are joined; with --follow it is joined once it comes up with an address.
     require_root("a veth pair in the private namespace")
     # --all-interfaces joins everywhere: only ever inside the suite's private namespace.
@@ -566,7 +566,7 @@ def test_listen_all_interfaces_reports_each_failure_and_follows_changes() -> Non
 
 
 def test_listen_stats_counts_reordering_and_duplicates_exactly() -> None:
-    # Issue 7: this kernel has no netem to reorder on a link, so the sender reorders itself:
+    # This kernel has no netem to reorder on a link, so the sender reorders itself:
     # 0 1 3 2 4 4 5 -> one late arrival (2), one duplicate (4), no gap.
     group, port = "239.255.88.41", free_port()
     listen = cli("listen", group, str(port), *LO, "--stats", "--count", "7", "--duration", "5")

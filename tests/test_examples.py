@@ -46,7 +46,7 @@ def test_receiver_prints_what_sender_sends() -> None:
 
 
 def test_receiver_metadata_shows_group_interface_and_ttl() -> None:
-    # Issue 5 part 2: the receiver example with --metadata prints what the kernel saw.
+    # The receiver example with --metadata prints what the kernel saw.
     group, port = "239.255.99.5", str(free_port())
     receiver = [*example("receiver"), group, port, "--count", "2", "--metadata"]
     with background(receiver, ready="listening") as rx:
@@ -103,7 +103,7 @@ def test_chat_lines_reach_the_other_chat() -> None:
     [("asyncio", "asyncio"), ("uvloop", "uvloop"), ("trio", "trio"), ("trio", "uvloop")],
 )
 def test_anyio_chat_runs_unchanged_on_every_backend(ada_backend: str, bob_backend: str) -> None:
-    # Issue 6: one program, three anyio backends; chats on different backends talk too.
+    # One program, three anyio backends; chats on different backends talk too.
     group, port = "239.255.99.6", str(free_port())
 
     def chat(name: str, backend: str) -> list[str]:

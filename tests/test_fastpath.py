@@ -7,6 +7,7 @@ import errno
 import pathlib
 import socket
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from tests.helpers import (
     has_capability,
     require_capability,
     require_root,
+    transport_for,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -49,7 +51,9 @@ async def test_fast_transport_is_the_default_where_supported(link: Link) -> None
     assert batch_receiver_available()
     async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
         assert isinstance(rx._transport, FastDatagramTransport)
-    async with aiomcast.open_receiver(link.group, 0, interface=link.interface, fast=False) as rx:
+    async with aiomcast.open_receiver(
+        link.group, 0, interface=link.interface, transport="loop"
+    ) as rx:
         assert not isinstance(rx._transport, FastDatagramTransport)
 
 
@@ -230,7 +234,11 @@ async def test_send_many_waits_when_the_socket_is_full(
             "239.1.2.3", 0, interface=throttled.b_name, receive_buffer=16 << 20
         ) as rx,
         aiomcast.open_sender(
-            "239.1.2.3", rx.port, interface=throttled.a_name, loopback=False, fast=fast
+            "239.1.2.3",
+            rx.port,
+            interface=throttled.a_name,
+            loopback=False,
+            transport=transport_for(fast),
         ) as tx,
         asyncio.TaskGroup() as tasks,
     ):
@@ -269,8 +277,8 @@ async def test_send_many_waits_when_the_socket_is_full(
 async def test_bad_fast_path_arguments(link: Link) -> None:
     with pytest.raises(aiomcast.InvalidArgumentError, match="receive_buffer"):
         await aiomcast.open_receiver(link.group, 0, receive_buffer=0)
-    with pytest.raises(aiomcast.InvalidArgumentError, match="fast"):
-        await aiomcast.open_receiver(link.group, 0, fast="yes")  # type: ignore[arg-type]
+    with pytest.raises(aiomcast.InvalidArgumentError, match="transport must be 'batch'"):
+        await aiomcast.open_receiver(link.group, 0, transport="yes")
     async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
         with pytest.raises(aiomcast.InvalidArgumentError, match="max_size"):
             rx.batches(0)
@@ -278,6 +286,34 @@ async def test_bad_fast_path_arguments(link: Link) -> None:
         with pytest.raises(aiomcast.PayloadTooLargeError):
             await tx.send_many([b"ok", bytes(70000)])
         assert tx.stats.sent == 0  # nothing sent when one payload is refused
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        ({"gro": True}, "gro=True"),
+        ({"metadata": True}, "metadata="),
+        ({"max_size": 1000}, "max_size=1000"),
+    ],
+)
+async def test_the_loop_transport_refuses_what_only_batch_honours(
+    link: Link, option: dict[str, Any], named: str
+) -> None:
+    # An explicit transport is never overridden: "loop" with an option that only the batch
+    # transport honours is refused at the call, naming both, and nothing is opened; with
+    # transport None (or "batch") the same option opens on the batch transport.
+    for opener in (aiomcast.open_receiver, aiomcast.open_endpoint):
+        with pytest.raises(aiomcast.TransportOptionError, match=f"transport='loop'.*{named}"):
+            opener(link.group, 0, interface=link.interface, transport="loop", **option)
+        for transport in (None, "batch"):
+            async with opener(
+                link.group, 0, interface=link.interface, transport=transport, **option
+            ) as ep:
+                assert isinstance(ep._transport, FastDatagramTransport)
+    async with aiomcast.open_receiver(
+        link.group, 0, interface=link.interface, transport="loop"
+    ) as rx:
+        assert not isinstance(rx._transport, FastDatagramTransport)
 
 
 async def test_send_many_larger_than_the_mtu_falls_back_to_single_sends(link: Link) -> None:
@@ -304,7 +340,9 @@ async def test_a_refused_send_after_good_ones_is_a_kernel_error_and_counted(fast
     try:
         _ip("link", "set", "amcq0", "up", "multicast", "on")
         _ip("addr", "add", "10.222.0.1/24", "dev", "amcq0")
-        async with aiomcast.open_sender("239.1.2.9", 5009, interface="amcq0", fast=fast) as tx:
+        async with aiomcast.open_sender(
+            "239.1.2.9", 5009, interface="amcq0", transport=transport_for(fast)
+        ) as tx:
             await tx.send(b"one")
             await tx.send(b"two")
             _ip("link", "set", "amcq0", "down")
@@ -335,10 +373,12 @@ async def test_send_many_without_gso_still_delivers_every_datagram_in_order(
 
 
 async def test_gso_setting_is_checked(link: Link) -> None:
-    async with aiomcast.open_sender(link.group, 5000, interface=link.interface, fast=False) as tx:
+    async with aiomcast.open_sender(
+        link.group, 5000, interface=link.interface, transport="loop"
+    ) as tx:
         assert tx.gso is False
         tx.gso = False
-        with pytest.raises(aiomcast.InvalidArgumentError, match="fast=True"):
+        with pytest.raises(aiomcast.InvalidArgumentError, match="transport='batch'"):
             tx.gso = True
         with pytest.raises(aiomcast.InvalidArgumentError, match="'yes'"):
             tx.gso = "yes"  # type: ignore[assignment]

@@ -236,7 +236,7 @@ async def test_leaving_stops_delivery_from_another_host(star: Star) -> None:
 async def test_expanding_ring_search_finds_a_responder_on_the_next_host(star: Star) -> None:
     # seed S10: start at TTL 0 and raise it until a reply arrives. On this kernel TTL 0 already
     # crosses a veth pair (see the TTL-0 test), so the search starts at the first TTL that is
-    # meant to leave the host here; the lab issue proves the ring across routers.
+    # meant to leave the host here; tests/test_lab.py proves the ring across routers.
     with star.b.entered():
         responder = await aiomcast.open_endpoint(star.group, 47004, interface="veth0")
     with star.a.entered():

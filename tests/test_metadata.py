@@ -1,4 +1,4 @@
-"""Per-datagram metadata (issue 5 part 2) and truncated reads, on real sockets.
+"""Per-datagram metadata and truncated reads, on real sockets.
 
 The receiver asks the kernel for control messages (IP_PKTINFO / IPV6_RECVPKTINFO, IP_RECVTTL /
 IPV6_RECVHOPLIMIT, SO_TIMESTAMPNS, SO_RXQ_OVFL) only when ``metadata=`` says so; these tests
@@ -19,7 +19,7 @@ from aiomcast import Metadata
 from aiomcast._metadata import parse_metadata
 from aiomcast.testing import lab
 
-from .helpers import Link, collect
+from .helpers import Link, collect, transport_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -119,7 +119,9 @@ async def test_metadata_names_only_what_was_asked(link: Link) -> None:
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop-transport"])
 @pytest.mark.asyncio
 async def test_without_metadata_the_fields_stay_empty(link: Link, fast: bool) -> None:
-    async with aiomcast.open_receiver(link.group, 0, interface=link.interface, fast=fast) as rx:
+    async with aiomcast.open_receiver(
+        link.group, 0, interface=link.interface, transport=transport_for(fast)
+    ) as rx:
         async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
             await tx.send(b"plain")
             (datagram,) = await collect(rx, 1)

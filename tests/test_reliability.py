@@ -37,7 +37,7 @@ import aiomcast
 from aiomcast._interfaces import kernel_memberships
 from aiomcast.testing import lab
 from tests.conftest import LOOPBACK_V4
-from tests.helpers import Link, collect, require_root
+from tests.helpers import Link, collect, require_root, transport_for
 from tests.processes import AIOMCAST, background, free_port, run
 
 GROUPS = {
@@ -143,10 +143,12 @@ async def test_every_size_crosses_the_link_exactly(pair: Pair, family: str, fast
     group = GROUPS[family][0]
     with pair.rx.entered():
         rx = await aiomcast.open_receiver(
-            group, 0, interface="veth0", fast=fast, receive_buffer=1 << 20
+            group, 0, interface="veth0", transport=transport_for(fast), receive_buffer=1 << 20
         )
     with pair.tx.entered():
-        tx = await aiomcast.open_sender(group, rx.port, interface="veth0", fast=fast)
+        tx = await aiomcast.open_sender(
+            group, rx.port, interface="veth0", transport=transport_for(fast)
+        )
     rng = random.Random(family)
     wanted = sizes(family)
     async with rx, tx:
@@ -169,10 +171,14 @@ async def test_every_size_over_the_loopback_interface(fast: bool) -> None:
     rng = random.Random(7)
     wanted = sizes("ipv4", stride=4099)
     async with aiomcast.open_receiver(
-        link.group, 0, interface=link.interface, fast=fast, receive_buffer=1 << 20
+        link.group,
+        0,
+        interface=link.interface,
+        transport=transport_for(fast),
+        receive_buffer=1 << 20,
     ) as rx:
         async with aiomcast.open_sender(
-            link.group, rx.port, interface=link.interface, fast=fast
+            link.group, rx.port, interface=link.interface, transport=transport_for(fast)
         ) as tx:
             for size in wanted:
                 payload = rng.randbytes(size)
@@ -190,9 +196,14 @@ async def test_longer_than_max_size_is_cut_and_counted(pair: Pair, family: str, 
     group = GROUPS[family][0]
     limit = 1000
     with pair.rx.entered():
-        rx = await aiomcast.open_receiver(group, 0, interface="veth0", fast=fast, max_size=limit)
+        # max_size needs the batch transport (transport="loop" refuses it); the sender varies.
+        rx = await aiomcast.open_receiver(
+            group, 0, interface="veth0", transport="batch", max_size=limit
+        )
     with pair.tx.entered():
-        tx = await aiomcast.open_sender(group, rx.port, interface="veth0", fast=fast)
+        tx = await aiomcast.open_sender(
+            group, rx.port, interface="veth0", transport=transport_for(fast)
+        )
     lengths = [0, 999, 1000, 1001, 5000, EDGES[family][-1]]
     payloads = [random.Random(n).randbytes(n) for n in lengths]
     async with rx, tx:
@@ -253,11 +264,13 @@ async def test_flood_to_other_groups_on_the_port_is_never_yielded(
             g1,
             0,
             interface="veth0",
-            fast=fast,
+            transport=transport_for(fast),
             bind_address=g1 if bind == "group" else None,
             receive_buffer=8 << 20,
         )
-        other = await aiomcast.open_receiver(g2, rx.port, interface="veth0", fast=fast)
+        other = await aiomcast.open_receiver(
+            g2, rx.port, interface="veth0", transport=transport_for(fast)
+        )
     async with rx, other:
         got = await _flood(pair, family, rx, [g2, g3, ALL_NODES[family]], legit=500, every=10)
         stats = rx.stats
@@ -282,7 +295,12 @@ async def test_unicast_and_broadcast_floods_miss_a_group_bound_receiver(
         targets.append(f"10.201.{pair.subnet}.255")
     with pair.rx.entered():
         rx = await aiomcast.open_receiver(
-            g1, 0, interface="veth0", fast=fast, bind_address=g1, receive_buffer=8 << 20
+            g1,
+            0,
+            interface="veth0",
+            transport=transport_for(fast),
+            bind_address=g1,
+            receive_buffer=8 << 20,
         )
     async with rx:
         got = await _flood(pair, family, rx, targets, legit=300, every=10)
@@ -321,7 +339,12 @@ async def test_source_specific_receiver_yields_only_its_sources(
     good = pair.tx_addr(family)
     with pair.rx.entered():
         rx = await aiomcast.open_receiver(
-            group, 0, interface="veth0", fast=fast, sources=[good], receive_buffer=8 << 20
+            group,
+            0,
+            interface="veth0",
+            transport=transport_for(fast),
+            sources=[good],
+            receive_buffer=8 << 20,
         )
     with pair.tx.entered():
         legit = raw_sender(family, "veth0", good)
@@ -395,13 +418,13 @@ async def overload(
             group,
             0,
             interface="veth0",
-            fast=fast,
+            transport=transport_for(fast),
             queue_size=queue_size,
             overflow=overflow,
             receive_buffer=receive_buffer,
         )
     with pair.tx.entered():
-        tx = await aiomcast.open_sender(group, rx.port, interface="veth0", fast=True)
+        tx = await aiomcast.open_sender(group, rx.port, interface="veth0", transport="batch")
     links_before = link_drops(pair.rx, "veth0")
     seen: list[int] = []
     max_queued = 0
@@ -515,7 +538,9 @@ async def test_sender_faster_than_its_socket_buffer_waits(
                 group, 0, interface="veth0", queue_size=total, receive_buffer=16 << 20
             )
         with pair.tx.entered():
-            tx = await aiomcast.open_sender(group, rx.port, interface="veth0", fast=fast)
+            tx = await aiomcast.open_sender(
+                group, rx.port, interface="veth0", transport=transport_for(fast)
+            )
             tx.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
         errors_before = udp_sndbuf_errors(pair.tx, family)
         async with rx, tx:
@@ -599,13 +624,13 @@ async def one_cycle(link: Link, n: int, port: int, *, sender: bool) -> None:
     """
     fast = n % 2 == 0
     async with aiomcast.open_receiver(
-        link.group, port, interface=link.interface, fast=fast, queue_size=8
+        link.group, port, interface=link.interface, transport=transport_for(fast), queue_size=8
     ) as rx:
         rx.join(link.other_group(1))
         rx.join(link.other_group(2))
         if sender:
             async with aiomcast.open_sender(
-                link.group, rx.port, interface=link.interface, fast=not fast
+                link.group, rx.port, interface=link.interface, transport=transport_for(not fast)
             ) as tx:
                 await tx.send(b"cycle %d" % n)
                 await rx.receive()

@@ -584,7 +584,7 @@ async def test_ssmping_gets_multicast_replies_from_an_aiomcast_responder(
     group, responder = SSMPING_GROUPS[family], r.address(1, family)
     with r.entered():
         ep = await aiomcast.open_endpoint(
-            None, 4321, family=family, interface="n1", ttl=64, fast=False
+            None, 4321, family=family, interface="n1", ttl=64, transport="loop"
         )
 
     async def answer() -> None:
