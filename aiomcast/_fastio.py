@@ -17,6 +17,7 @@ import collections
 import ctypes
 import ctypes.util
 import errno
+import ipaddress
 import itertools
 import operator
 import os
@@ -29,7 +30,7 @@ from typing import Any, Final, final
 
 from ._driver import Reactor
 from ._metadata import CONTROL_SIZE, MetadataDecoder
-from ._options import PLATFORM
+from ._options import PLATFORM, pack_sockaddr
 from ._types import Datagram
 
 __all__ = [
@@ -783,11 +784,17 @@ def _packed_sockaddr(family: int, addr: Any) -> bytes | None:
 
 
 def _sockaddr(family: int, addr: Any) -> ctypes.Array[ctypes.c_char]:
-    if family == socket.AF_INET:
-        raw = struct.pack("=H", socket.AF_INET) + struct.pack("!H", addr[1])
-        raw += socket.inet_pton(socket.AF_INET, addr[0]) + bytes(8)
-    else:
-        scope = addr[3] if len(addr) > 3 else 0
-        raw = struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", addr[1], 0)
-        raw += socket.inet_pton(socket.AF_INET6, addr[0]) + struct.pack("=I", scope)
+    # (host, port) or (host, port, flowinfo, scope id), packed by the one packer of _options.
+    # Text the socket module would resolve (a name, a zone) is an OSError, as inet_pton's.
+    host = addr[0]
+    try:
+        if not isinstance(host, str) or "%" in host:
+            raise ValueError(host)
+        address = (
+            ipaddress.IPv4Address(host) if family == socket.AF_INET else ipaddress.IPv6Address(host)
+        )
+    except ValueError:
+        raise OSError(f"{host!r} is not a numeric address of the family") from None
+    scope = addr[3] if family == socket.AF_INET6 and len(addr) > 3 else 0
+    raw = pack_sockaddr(address, port=addr[1], scope_id=scope)
     return ctypes.create_string_buffer(raw, len(raw))

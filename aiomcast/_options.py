@@ -261,19 +261,26 @@ def pack_ip_mreq_source(
 
 
 def pack_sockaddr(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, platform: Platform = PLATFORM
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    platform: Platform = PLATFORM,
+    *,
+    port: int = 0,
+    scope_id: int = 0,
 ) -> bytes:
-    """Encode ``struct sockaddr_in`` / ``sockaddr_in6`` with port 0 (and scope id 0).
+    """Encode ``struct sockaddr_in`` / ``sockaddr_in6`` (flow information 0).
 
-    The BSDs and macOS start with a length byte and a one-byte family; Linux and Windows with
-    a native 16-bit family.
+    The one packer of socket addresses: for group requests (port 0) and for the batching
+    transport's destinations. The BSDs and macOS start with a length byte and a one-byte
+    family; Linux and Windows with a native 16-bit family. Port and scope id must fit their
+    fields (struct.error otherwise).
     """
     if isinstance(address, ipaddress.IPv4Address):
         family, length = _AF_INET, 16
-        body = bytes(2) + address.packed + bytes(8)  # port, address, sin_zero
+        body = struct.pack("!H", port) + address.packed + bytes(8)  # port, address, sin_zero
     else:
         family, length = _AF_INET6[platform], 28
-        body = bytes(2) + bytes(4) + address.packed + bytes(4)  # port, flowinfo, addr, scope
+        # port, flowinfo, address, scope id (host order)
+        body = struct.pack("!HI", port, 0) + address.packed + struct.pack("=I", scope_id)
     if platform in ("darwin", "freebsd"):
         return struct.pack("=BB", length, family) + body
     return struct.pack("=H", family) + body

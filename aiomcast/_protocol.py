@@ -33,7 +33,6 @@ class MulticastProtocol(asyncio.DatagramProtocol):
         self.writable: Flag = driver.flag()
         self.sending = False
         self.send_failure: OSError | None = None
-        self.last_error: OSError | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDPTransport is not a subclass of asyncio.DatagramTransport, only alike.
@@ -81,7 +80,6 @@ class MulticastProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         if not isinstance(exc, OSError):  # pragma: no cover - transports only report OSError
             return
-        self.last_error = exc
         if self.sending:
             self.send_failure = exc
             self.counters.send_errors += 1

@@ -33,6 +33,36 @@
 #endif
 
 #define DATAGRAM_FIELDS 9
+
+/* The Datagram layout this reader fills in (aiomcast._types.Datagram): checked against the
+ * type's _fields when a reader is made, so a change of one without the other fails at once. */
+static const char *const DATAGRAM_LAYOUT[DATAGRAM_FIELDS] = {
+    "payload", "source", "source_port", "group", "interface",
+    "ttl", "timestamp_ns", "kernel_drops", "truncated",
+};
+
+/* 0 when ``type._fields`` is DATAGRAM_LAYOUT, else -1 with TypeError naming both. */
+static int check_layout(PyObject *type) {
+    PyObject *fields = PyObject_GetAttrString(type, "_fields");
+    if (fields == NULL) {
+        PyErr_Clear();
+    }
+    int same = fields != NULL && PyTuple_Check(fields) &&
+               PyTuple_GET_SIZE(fields) == DATAGRAM_FIELDS;
+    for (Py_ssize_t i = 0; same && i < DATAGRAM_FIELDS; i++) {
+        PyObject *name = PyTuple_GET_ITEM(fields, i);
+        same = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, DATAGRAM_LAYOUT[i]) == 0;
+    }
+    if (!same) {
+        PyErr_Format(PyExc_TypeError,
+                     "datagram_type's fields %R are not the layout this reader was built for "
+                     "(payload, source, source_port, group, interface, ttl, timestamp_ns, "
+                     "kernel_drops, truncated): rebuild the extension (pip install -e .)",
+                     fields != NULL ? fields : Py_None);
+    }
+    Py_XDECREF(fields);
+    return same ? 0 : -1;
+}
 #define CACHE_SIZE 64
 #define CONTROL_ROOM 64 /* CMSG_SPACE(sizeof(int)) is 24: room for one UDP_GRO cmsg */
 
@@ -101,6 +131,9 @@ static int reader_init(BatchReader *self, PyObject *args, PyObject *kwds) {
         !PyType_IsSubtype((PyTypeObject *)datagram_type, &PyTuple_Type) ||
         ((PyTypeObject *)datagram_type)->tp_dictoffset != 0) {
         PyErr_SetString(PyExc_TypeError, "datagram_type must be a tuple subclass without __dict__");
+        return -1;
+    }
+    if (check_layout(datagram_type) < 0) {
         return -1;
     }
     if (family != AF_INET && family != AF_INET6) {

@@ -18,7 +18,7 @@ import socket
 import sys
 import weakref
 from collections.abc import Awaitable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -45,6 +45,20 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     tx.close()
 
 
+class OtherLayout(NamedTuple):
+    """Datagram's fields in another order: what a reader must refuse."""
+
+    source: str
+    payload: bytes
+    source_port: int
+    group: str | None = None
+    interface: str | None = None
+    ttl: int | None = None
+    timestamp_ns: int | None = None
+    kernel_drops: int | None = None
+    truncated: bool = False
+
+
 @pytest.mark.parametrize(
     ("arguments", "error", "match"),
     [
@@ -56,6 +70,9 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
         ({"limit": 0}, ValueError, "limit 0 is outside 1-65536"),
         ({"datagram_type": dict}, TypeError, "tuple subclass"),
         ({"datagram_type": collections.UserList}, TypeError, "tuple subclass"),
+        # A tuple type of another layout than the one the reader fills in.
+        ({"datagram_type": OtherLayout}, TypeError, "not the layout this reader was built for"),
+        ({"datagram_type": tuple}, TypeError, "fields None are not the layout"),
     ],
 )
 def test_reader_refuses_bad_arguments_naming_them(
