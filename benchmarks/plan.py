@@ -15,6 +15,49 @@ import report
 
 #: Loss below this fraction counts as loss-free.
 LOSS_FREE: Final = report.LOSS_FREE
+
+PYTHON_RECEIVERS: Final = [
+    "asyncio-protocol",
+    "uvloop-protocol",
+    "blocking",
+    "floor",
+    "asyncio-dgram",
+    "aiomcast",
+    "aiomcast-batches",
+    "aiomcast-gro",
+    "aiomcast-python",
+    "trio-aiomcast",
+    "trio-aiomcast-batches",
+    "trio-socket",
+]
+RECEIVERS: Final = [*PYTHON_RECEIVERS[:4], "iperf2", "c-recvmmsg", *PYTHON_RECEIVERS[4:]]
+PYTHON_SENDERS: Final = [
+    "blocking-sendto",
+    "asyncio-sendto",
+    "uvloop-sendto",
+    "aiomcast-send",
+    "aiomcast-send-many",
+    "aiomcast-send-many-no-gso",
+    "trio-aiomcast-send",
+    "trio-aiomcast-send-many",
+    "trio-socket-sendto",
+]
+#: The rows on anyio's trio backend: trio_rows.py runs them, with the options and JSON line
+#: of receivers.py and senders.py.
+TRIO_ROWS: Final = frozenset(
+    {
+        "trio-aiomcast",
+        "trio-aiomcast-batches",
+        "trio-socket",
+        "trio-aiomcast-send",
+        "trio-aiomcast-send-many",
+        "trio-socket-sendto",
+    }
+)
+#: The C senders are measured first, as the calibration that picks the sweep's load.
+C_SENDERS: Final = ["c-sendmmsg", "c-gso"]
+SENDERS: Final = [*C_SENDERS, "iperf2", *PYTHON_SENDERS]
+
 #: The latency point of the target (p50 at 1k/s), measured in rounds.
 LATENCY_TARGET_RATE: Final = report.LATENCY_TARGET_RATE
 

@@ -308,7 +308,7 @@ receive_options = st.fixed_dictionaries(
         "reuse_port": anything,
         "bind_address": st.one_of(anything, st.sampled_from(["0.0.0.0", "::", "239.1.2.3"])),
         "host_scope_guard": anything,
-        "fast": anything,
+        "transport": st.one_of(anything, st.sampled_from(["batch", "loop", "fast"])),
         "gro": anything,
         "receive_buffer": st.one_of(anything, st.integers(min_value=-1, max_value=2**31)),
     },
@@ -320,13 +320,13 @@ send_options = st.fixed_dictionaries(
         "interface": interfaces,
         "ttl": st.one_of(anything, st.integers(min_value=-1, max_value=256), st.just("site")),
         "loopback": anything,
-        "fast": anything,
+        "transport": st.one_of(anything, st.sampled_from(["batch", "loop", "fast"])),
     },
 )
 
 
-def _is_bool_or_none(value: object) -> bool:
-    return value is None or isinstance(value, bool)
+def _is_transport(value: object) -> bool:
+    return value is None or value in ("batch", "loop")
 
 
 @FUZZ
@@ -344,12 +344,14 @@ def test_open_receiver_and_endpoint_check_their_arguments(
         assert isinstance(result, aiomcast.InvalidArgumentError)
         return
     assert isinstance(result, aiomcast.Opener)
-    # Accepted: flags are real booleans (or None for fast), sizes are positive integers.
+    # Accepted: flags are real booleans, the transport one of the two (or None), and the loop
+    # transport never with an option only the batch transport honours; sizes are positive.
     for name in ("reuse_port", "host_scope_guard", "gro"):
         if name in options:
             assert isinstance(options[name], bool), name
-    if "fast" in options:
-        assert _is_bool_or_none(options["fast"])
+    if "transport" in options:
+        assert _is_transport(options["transport"])
+        assert not (options["transport"] == "loop" and options.get("gro"))
     if "queue_size" in options:
         assert isinstance(options["queue_size"], int)
         assert options["queue_size"] >= 1
@@ -372,8 +374,8 @@ def test_open_sender_checks_its_arguments(
         aiomcast.validate_ttl(options["ttl"])
     if "loopback" in options:
         assert isinstance(options["loopback"], bool)
-    if "fast" in options:
-        assert _is_bool_or_none(options["fast"])
+    if "transport" in options:
+        assert _is_transport(options["transport"])
 
 
 socks = st.one_of(
@@ -418,7 +420,7 @@ def _refused_to_adopt(result: object) -> bool:
             "bind_address": st.one_of(
                 anything, st.sampled_from(["0.0.0.0", "127.0.0.1", "239.1.2.3", "::", "10.9.9.9"])
             ),
-            "fast": st.one_of(st.none(), st.booleans()),
+            "transport": st.sampled_from([None, "batch", "loop"]),
             "gro": st.booleans(),
             "receive_buffer": st.one_of(st.none(), st.integers(min_value=1, max_value=1 << 22)),
             "sock": socks,
