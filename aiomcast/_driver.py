@@ -4,7 +4,8 @@
 # and for readiness of the socket (a reactor with add_reader / add_writer / call_soon). The
 # interface watcher and the ring search also need time: a clock, sleeping, timers and
 # timeouts. A driver hands these out, and nothing outside this module calls asyncio or anyio
-# to wait:
+# to wait (but for the adapter of asyncio's own transports, _transport.LoopTransport, which
+# exists only on asyncio):
 #   - AsyncioDriver: what the running asyncio loop or uvloop has (futures, asyncio.Event, the
 #     loop itself as the reactor). This is the default and the code the core always ran, so
 #     the asyncio hot path does not change.

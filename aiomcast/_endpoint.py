@@ -9,7 +9,6 @@
 # test_aclose_waits_for_fd_release), so the port can be bound again at once.
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import (
     AsyncIterator,
@@ -43,7 +42,6 @@ from ._errors import (
     KernelError,
     show,
 )
-from ._fastio import FastDatagramTransport
 from ._interfaces import (
     Interface,
     InterfaceLike,
@@ -53,6 +51,7 @@ from ._membership import MembershipTable
 from ._options import PLATFORM, check_source
 from ._protocol import MulticastProtocol
 from ._send import check_ipv6_host_scope, check_iterable, check_payloads, destination_address
+from ._transport import Transport
 from ._types import Datagram, Membership, Overflow, Stats
 from ._watch import FollowingAPI, InterfaceWatcher
 
@@ -68,7 +67,7 @@ class _Core(TypedAttributeProvider):
         sock: socket.socket,
         family: Family,
         protocol: MulticastProtocol,
-        transport: asyncio.DatagramTransport,
+        transport: Transport,
         interface: Interface | None,
         destination: tuple[Group, int] | None = None,
         ttl: int | None = None,
@@ -87,10 +86,9 @@ class _Core(TypedAttributeProvider):
         self._final_kernel_drops: int | None = None
         self._default_sockaddr: tuple[Any, ...] | None = None
         self._payload_limit = max_payload(family)
-        # The fast transport's send-now-or-say-no, for Sender.send's hot path.
-        self._quick_send: Callable[[bytes, Any], bool] | None = (
-            transport.try_send if isinstance(transport, FastDatagramTransport) else None
-        )
+        # The transport's send-now-or-say-no, for Sender.send's hot path (the loop's
+        # transport always says no).
+        self._quick_send: Callable[[bytes, Any], bool] = transport.try_send
         self._closing = False
         self._closed = False
         self._reading = False
@@ -269,9 +267,10 @@ class _Core(TypedAttributeProvider):
             await protocol.writable.wait()
             self._check_open()
         size = data.nbytes if isinstance(data, memoryview) else len(data)
-        if not size and not isinstance(self._transport, FastDatagramTransport):
-            await self._send_empty(destination)  # the loops' transports skip empty payloads
-            return
+        if not size:
+            # A zero-length datagram leaves after what the transport holds (_transport.py).
+            await self._transport.drained()
+            self._check_open()
         self._transmit(
             lambda: self._transport.sendto(data, destination), "send", destination, 1, size
         )
@@ -307,22 +306,6 @@ class _Core(TypedAttributeProvider):
         return KernelError.from_os_error(
             failure, operation=operation, group=str(destination[0]), interface=self._outgoing_name()
         )
-
-    async def _send_empty(self, destination: tuple[Any, ...]) -> None:
-        # asyncio's and uvloop's DatagramTransport.sendto return without sending when the
-        # payload is empty (aiomcast's own transport does not); a zero-length UDP datagram is
-        # valid, so send it on the socket, after whatever the transport still buffers.
-        while _buffered(self._transport):
-            await asyncio.sleep(0.001)
-            self._check_open()
-        try:
-            self._sock.sendto(b"", destination)
-        except OSError as exc:
-            self._protocol.counters.send_errors += 1
-            raise self._send_error(exc, "send", destination) from exc
-        self._protocol.counters.sent += 1
-        if not self._local[1]:
-            self._local = self._sock.getsockname()
 
     def _outgoing_name(self) -> str:
         return "default"
@@ -522,7 +505,7 @@ class _SendAPI(_Core):
         sock: socket.socket,
         family: Family,
         protocol: MulticastProtocol,
-        transport: asyncio.DatagramTransport,
+        transport: Transport,
         interface: Interface | None,
         destination: tuple[Group, int] | None = None,
         ttl: int | None = None,
@@ -613,22 +596,15 @@ class _SendAPI(_Core):
         sendmmsg batches (for comparison, or for devices that mishandle GSO). Always False
         on the event loop's own transport (``transport="loop"``).
         """
-        transport = self._transport
-        return isinstance(transport, FastDatagramTransport) and transport.gso
+        return self._transport.gso
 
     @gso.setter
     def gso(self, value: bool) -> None:
         self._check_open()
         if not isinstance(value, bool):
             raise InvalidArgumentError(f"gso must be True or False, not {show(value)}", value=value)
-        transport = self._transport
-        if not isinstance(transport, FastDatagramTransport):
-            if value:
-                raise InvalidArgumentError(
-                    "gso needs aiomcast's own transport (transport='batch', Linux)", value=value
-                )
-            return
-        transport.gso = value and PLATFORM == "linux"
+        # The loop's transport refuses True (InvalidArgumentError naming transport='batch').
+        self._transport.gso = value and PLATFORM == "linux"
 
     @property
     def destination(self) -> tuple[Group, int] | None:
@@ -716,7 +692,7 @@ async def _send_many(
     if not protocol.writable.is_set():
         await protocol.writable.wait()
         endpoint._check_open()
-    if isinstance(transport, FastDatagramTransport) and (uniform or all(items)):
+    if uniform or all(items):  # empty ones go one by one, after what is held (_send)
         count = len(items)
         nbytes = uniform * count if uniform else sum(map(len, items))
         endpoint._transmit(
@@ -777,10 +753,3 @@ def _loopback_interface(sock: socket.socket) -> Interface:
             f"TTL 0 (host scope) runs over the loopback interface, which is not usable: {exc}",
             value="127.0.0.1",
         ) from exc
-
-
-def _buffered(transport: asyncio.DatagramTransport) -> int:
-    # Both asyncio's and uvloop's datagram transports have get_write_buffer_size, but the
-    # DatagramTransport type does not declare it.
-    size: int = getattr(transport, "get_write_buffer_size", lambda: 0)()
-    return size

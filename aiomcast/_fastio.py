@@ -574,6 +574,9 @@ class FastDatagramTransport(asyncio.DatagramTransport):
                 return
         self._queue([(bytes(data), addr)])
 
+    async def drained(self) -> None:
+        """At once: what this transport holds leaves before any later datagram anyway."""
+
     def try_send(self, data: bytes, addr: Any) -> bool:
         """Send one datagram now if nothing waits ahead of it and the socket has room.
 
@@ -784,17 +787,14 @@ def _packed_sockaddr(family: int, addr: Any) -> bytes | None:
 
 
 def _sockaddr(family: int, addr: Any) -> ctypes.Array[ctypes.c_char]:
-    # (host, port) or (host, port, flowinfo, scope id), packed by the one packer of _options.
-    # Text the socket module would resolve (a name, a zone) is an OSError, as inet_pton's.
-    host = addr[0]
+    # One packer (_options); text the socket module resolves (a name, a zone) is an OSError.
+    kind = ipaddress.IPv4Address if family == socket.AF_INET else ipaddress.IPv6Address
     try:
-        if not isinstance(host, str) or "%" in host:
-            raise ValueError(host)
-        address = (
-            ipaddress.IPv4Address(host) if family == socket.AF_INET else ipaddress.IPv6Address(host)
-        )
+        if not isinstance(addr[0], str) or "%" in addr[0]:
+            raise ValueError(addr[0])
+        address = kind(addr[0])
     except ValueError:
-        raise OSError(f"{host!r} is not a numeric address of the family") from None
+        raise OSError(f"{addr[0]!r} is not a numeric address of the family") from None
     scope = addr[3] if family == socket.AF_INET6 and len(addr) > 3 else 0
     raw = pack_sockaddr(address, port=addr[1], scope_id=scope)
     return ctypes.create_string_buffer(raw, len(raw))

@@ -49,6 +49,7 @@ from ._interfaces import (
 from ._metadata import Metadata, MetadataDecoder, enable_metadata, parse_metadata
 from ._options import PLATFORM, check_source, receive_filter
 from ._protocol import MulticastProtocol
+from ._transport import LoopTransport, Transport
 from ._types import Overflow
 
 __all__ = [
@@ -293,7 +294,7 @@ async def _open(
     except BaseException:
         raw.close()
         raise
-    transport: asyncio.DatagramTransport | None = None
+    transport: Transport | asyncio.DatagramTransport | None = None
     protocol: MulticastProtocol | None = None
     try:
         if receive is not None:
@@ -366,7 +367,8 @@ async def _open(
             )
         else:
             loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=raw)
+            inner, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=raw)
+            transport = LoopTransport(inner, protocol, raw)
         endpoint = cls(
             sock=raw,
             family=family,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 import aiomcast
-from aiomcast._endpoint import _buffered
 from aiomcast._fastio import FastDatagramTransport, batch_receiver_available
 from aiomcast._socket import SO_RCVBUFFORCE
+from aiomcast._transport import LoopTransport, Transport
 from aiomcast.testing import lab
 from aiomcast.testing.lab import LinkEnds
 from tests.helpers import (
@@ -210,11 +210,12 @@ async def test_a_namespace_sees_the_hosts_rmem_max_read_only(netlab: lab.Lab) ->
         assert forced.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * want
 
 
-def _high_water(transport: asyncio.BaseTransport) -> int:
+def _high_water(transport: Transport) -> int:
     """The transport's high-water mark: aiomcast's own, or the loop transport's limits."""
     if isinstance(transport, FastDatagramTransport):
         return transport._high_water
-    return int(transport.get_write_buffer_limits()[1])  # type: ignore[attr-defined]
+    assert isinstance(transport, LoopTransport)
+    return transport.get_write_buffer_limits()[1]
 
 
 @pytest.mark.parametrize("api", ["send_many", "send"])
@@ -253,12 +254,12 @@ async def test_send_many_waits_when_the_socket_is_full(
         for call in range(calls):
             first = call * per_call
             batch = [(first + n).to_bytes(4, "big") + bytes(size - 4) for n in range(per_call)]
-            before = _buffered(transport)
+            before = transport.get_write_buffer_size()
             if api == "send_many":
                 assert await tx.send_many(batch) == per_call
             else:
                 await tx.send(batch[0])
-            after = _buffered(transport)
+            after = transport.get_write_buffer_size()
             peak = max(peak, after)
             # Held datagrams left during the call only if it gave the loop a turn: the one
             # await of send and send_many is the wait for the transport to go below its mark.
@@ -268,7 +269,7 @@ async def test_send_many_waits_when_the_socket_is_full(
         assert 0 < peak <= high_water + call_bytes  # datagrams were held, and bounded
         assert (tx.stats.sent, tx.stats.send_errors) == (count, 0)
         got = await arrived
-        assert _buffered(transport) == 0
+        assert transport.get_write_buffer_size() == 0
         stats = rx.stats
     assert [int.from_bytes(d.payload[:4], "big") for d in got] == list(range(count))
     assert (stats.dropped, stats.kernel_dropped) == (0, 0)

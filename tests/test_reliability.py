@@ -552,7 +552,7 @@ async def test_sender_faster_than_its_socket_buffer_waits(
                 else:
                     for payload in batch:
                         await tx.send(payload)
-                if tx._transport.get_write_buffer_size():  # type: ignore[attr-defined]
+                if tx._transport.get_write_buffer_size():
                     waited += 1
             got = await collect(rx, total, timeout=10.0)
             tx_stats, rx_stats = tx.stats, rx.stats

@@ -98,3 +98,12 @@ def test_aiomcast_itself_never_imports_its_test_support() -> None:
 def test_modules_stay_readable(module: str) -> None:
     lines = FILES[module].read_text(encoding="utf-8").count("\n")
     assert lines <= 800, f"{FILES[module].relative_to(ROOT)} has {lines} lines"
+
+
+def test_the_endpoints_never_ask_which_transport_they_have() -> None:
+    # One transport interface (_transport.Transport): no isinstance check of a transport, nor
+    # a transport class named, in the endpoint module.
+    tree = ast.parse(FILES["aiomcast._endpoint"].read_text(encoding="utf-8"))
+    named = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    named |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not named & {"FastDatagramTransport", "LoopTransport", "DatagramTransport"}
