@@ -81,7 +81,6 @@ class _Core(TypedAttributeProvider):
         self._default_interface = interface
         self._table = MembershipTable(family, _socket.SocketKernel(sock))
         self._watcher: InterfaceWatcher | None = None
-        self._driver = protocol.driver
         self._scope_ids: dict[str, int] = {}
         self._final_kernel_drops: int | None = None
         self._default_sockaddr: tuple[Any, ...] | None = None
@@ -651,8 +650,7 @@ class _SendAPI(_Core):
         address = self._default_sockaddr
         quick = self._quick_send
         if (
-            quick is not None
-            and address is not None
+            address is not None
             and group is None
             and port is None
             and type(payload) is bytes

@@ -50,6 +50,7 @@ from ._types import Membership
 
 if TYPE_CHECKING:
     from ._membership import MembershipTable
+    from ._protocol import MulticastProtocol
 
 __all__ = [
     "ChangeKind",
@@ -634,7 +635,7 @@ class FollowingAPI:
     _table: MembershipTable
     _sock: socket.socket
     _watcher: InterfaceWatcher | None
-    _driver: Driver
+    _protocol: MulticastProtocol
     _check_open: Callable[[], None]
     _source_text: Callable[[object], str | None]
 
@@ -700,7 +701,7 @@ class FollowingAPI:
             self._watcher = InterfaceWatcher(
                 self._table,
                 self._sock,
-                driver=self._driver,
+                driver=self._protocol.driver,
                 poll_interval=poll_interval,
                 max_changes=max_changes,
             )

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Final
 
-from ._routing import LabError
+from ._errors import LabError
 
 __all__ = ["Plan", "RoutePlan", "parse_description"]
 

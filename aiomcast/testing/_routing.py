@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import errno
 import ipaddress
@@ -38,9 +40,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
-from typing import ClassVar, Final
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Final, TypeVar
+
+from ._errors import LabError
 
 __all__ = [
     "ENGINES",
@@ -74,10 +79,6 @@ Source = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 ALL_IPV4: Final = ipaddress.IPv4Network("224.0.0.0/4")
 ALL_IPV6: Final = ipaddress.IPv6Network("ff00::/8")
-
-
-class LabError(RuntimeError):
-    """The lab could not build or remove a namespace, link, address, route or router."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +270,37 @@ def _nft(netns: str, ruleset: str, *flags: str) -> None:
         raise LabError(f"nft in {netns} failed: {result.stderr.strip()[:2000]}")
 
 
+T = TypeVar("T")
+CLONE_NEWNET: Final = 0x40000000
+
+
+def in_fresh_network(probe: Callable[[], T]) -> T:
+    """Run ``probe`` in a thread of its own moved into a new, empty network namespace.
+
+    The engines' kernel probes run here, so that asking for a multicast routing socket never
+    touches the caller's namespace (it may be the host's own). Subprocesses the probe starts
+    are in that namespace too. Where the thread cannot move (no CAP_SYS_ADMIN), the probe
+    runs where it is: it changes nothing that lasts.
+    """
+    found: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.unshare(CLONE_NEWNET)  # the namespace goes with the thread
+        try:
+            found.append(probe())
+        except BaseException as exc:  # handed to the caller below
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="aiomcast-lab-probe")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return found[0]
+
+
 def _need(programs: Sequence[tuple[str, str]]) -> None:
     for program, package in programs:
         if shutil.which(program) is None:
@@ -304,6 +336,10 @@ class Engine(abc.ABC):
     def stop(self) -> None:
         """Stop forwarding: afterwards the router forwards nothing until started again."""
 
+    @abc.abstractmethod
+    def release(self) -> None:
+        """The router's namespace is about to go, and its rulesets with it: end the rest."""
+
     @property
     @abc.abstractmethod
     def running(self) -> bool:
@@ -321,14 +357,20 @@ class Ipmr(Engine):
         super().__init__(netns, ports, routes)
         self.daemon: subprocess.Popen[bytes] | None = None
         self.workdir: str | None = None
+        self._thresholds = False  # the IPv6 threshold table is loaded
 
     @classmethod
     def missing(cls) -> str:
         """Ask the kernel: MRT_INIT and MRT6_INIT on raw sockets (refused: no such option).
 
-        Needs CAP_NET_RAW. Asked in the caller's network namespace; another multicast router
-        there (EADDRINUSE) proves the option exists.
+        Needs CAP_NET_RAW. Asked in a new network namespace (``in_fresh_network``); another
+        multicast router there (EADDRINUSE, where the thread could not move) proves the option
+        exists.
         """
+        return in_fresh_network(cls._ask)
+
+    @staticmethod
+    def _ask() -> str:
         probes = (
             (socket.AF_INET, socket.IPPROTO_IGMP, socket.IPPROTO_IP, MRT_INIT, "CONFIG_IP_MROUTE"),
             (
@@ -356,6 +398,7 @@ class Ipmr(Engine):
         _need(self.programs)
         if any(p.threshold > 1 for p in self.ports):
             _nft(self.netns, ip6_threshold_rules(self.ports))
+            self._thresholds = True
         self.workdir = tempfile.mkdtemp(prefix=f"{self.netns}-")
         conf, sock, pid, log = (
             os.path.join(self.workdir, f) for f in ("r.conf", "r.sock", "r.pid", "r.log")
@@ -383,6 +426,13 @@ class Ipmr(Engine):
 
     def stop(self) -> None:
         """Stop smcrouted (closing its routing socket flushes the kernel's routes)."""
+        self.release()
+        if self._thresholds:
+            _nft(self.netns, f"delete table ip6 {IP6_THRESHOLD_TABLE}\n")
+            self._thresholds = False
+
+    def release(self) -> None:
+        """Stop smcrouted and remove its files."""
         if self.daemon is not None:
             self.daemon.terminate()
             try:
@@ -394,11 +444,6 @@ class Ipmr(Engine):
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-        subprocess.run(
-            _in_namespace(self.netns, "nft", "delete", "table", "ip6", IP6_THRESHOLD_TABLE),
-            capture_output=True,
-            check=False,
-        )
 
     @property
     def running(self) -> bool:
@@ -438,12 +483,14 @@ class Netfilter(Engine):
         """
         if shutil.which("nft") is None:
             return ""
-        result = subprocess.run(
-            ["nft", "--check", "-f", "-"],
-            input=_NETFILTER_PROBE,
-            text=True,
-            capture_output=True,
-            check=False,
+        result = in_fresh_network(
+            lambda: subprocess.run(
+                ["nft", "--check", "-f", "-"],
+                input=_NETFILTER_PROBE,
+                text=True,
+                capture_output=True,
+                check=False,
+            )
         )
         if result.returncode != 0:
             return (
@@ -464,20 +511,14 @@ class Netfilter(Engine):
             _nft(self.netns, f"delete table netdev {NETFILTER_TABLE}\n")
             self._loaded = False
 
+    def release(self) -> None:
+        """Nothing runs outside the kernel: the table goes with the namespace."""
+        self._loaded = False
+
     @property
     def running(self) -> bool:
         """True while the table is loaded."""
         return self._loaded
-
-    def ruleset(self) -> str:
-        """The table as the kernel holds it now (``nft list table``), "" when not loaded."""
-        result = subprocess.run(
-            _in_namespace(self.netns, "nft", "list", "table", "netdev", NETFILTER_TABLE),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return result.stdout if result.returncode == 0 else ""
 
 
 #: The engines by name, in the order ``choose_engine`` prefers them.

@@ -44,11 +44,11 @@ from types import TracebackType
 from typing import Final
 
 from .._interfaces import network_namespace
+from ._errors import LabError
 from ._plan import Plan, RoutePlan, parse_description
 from ._routing import (
     ENGINES,
     Engine,
-    LabError,
     Port,
     Route,
     choose_engine,
@@ -632,10 +632,7 @@ class Lab:
         for host in self.hosts.values():
             if isinstance(host, Router) and host.engine is not None:
                 # Daemons end here; rulesets end with the router's namespace below.
-                try:
-                    host.engine.stop()
-                except LabError as exc:
-                    errors.append(str(exc))
+                host.engine.release()
                 host.engine = None
         for name in self._local_links:
             # Deleting one end of a veth pair deletes both; the other may be gone already.
