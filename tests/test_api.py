@@ -40,7 +40,7 @@ def test_all_lists_exactly_the_public_names() -> None:
 def test_every_public_name_has_a_docstring(name: str) -> None:
     obj = getattr(aiomcast, name)
     if not (inspect.isclass(obj) or inspect.isfunction(obj)):
-        return  # constants and type aliases are documented in the README
+        return  # constants and type aliases are documented in docs/guide.md
     assert inspect.getdoc(obj), f"{name} has no docstring"
     if inspect.isclass(obj):
         for cls in obj.__mro__:

@@ -33,12 +33,15 @@ def test_the_lab_page_example_runs() -> None:
     assert "b'across r1' 10.201.1.1" in done.stdout.splitlines()
 
 
-@pytest.mark.parametrize("page", ["spec.md", "lab.md"])
+PAGES = sorted(p.name for p in DOCS.glob("*.md"))
+
+
+@pytest.mark.parametrize("page", PAGES)
 def test_every_test_a_page_cites_exists(page: str) -> None:
     # `test_file.py::test_name` and `tests/test_file.py` references point at real tests.
     text = (DOCS / page).read_text(encoding="utf-8")
-    cited = re.findall(r"`(?:tests/)?(test_\w+\.py)(?:::(test_\w+))?`", text)
-    assert cited
+    cited = re.findall(r"`(?:tests/)?(test_\w+\.py)(?:::(test_\w+))?", text)
+    assert cited or page not in ("spec.md", "lab.md", "kernel.md")
     for filename, name in cited:
         source = (TESTS / filename).read_text(encoding="utf-8")
         assert not name or re.search(rf"def {name}\(", source), f"{filename}::{name}"

@@ -146,7 +146,7 @@ async def test_kernel_counts_a_dropped_coalesced_buffer_once(wire_link: Link, gr
     # Pinned kernel behaviour (Linux 6.18): a UDP_GRO socket whose buffer is full drops a
     # coalesced buffer whole and adds one to its drop count (SO_MEMINFO, SO_RXQ_OVFL),
     # however many datagrams it carried. Without GRO every datagram is counted; with it
-    # kernel_dropped is a lower bound (what the gro= docstring and the README say).
+    # kernel_dropped is a lower bound (what the gro= docstring and docs/fast-path.md say).
     link, segments, sends = wire_link, 64, 100
     async with aiomcast.open_receiver(
         link.group, 0, interface=link.interface, receive_buffer=4096, gro=gro
