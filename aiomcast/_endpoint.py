@@ -21,7 +21,7 @@ from typing import Any, Self, final
 
 from anyio import TypedAttributeProvider
 
-from . import _fastio, _socket
+from . import _native, _socket
 from ._address import (
     DEFAULT_TTL,
     Family,
@@ -450,8 +450,8 @@ class _ReceiveAPI(FollowingAPI, _Core):
         # coroutine per datagram, and calls __anext__ only when the queue is empty (to wait,
         # to raise BusyError or to end the iteration). Looked up here, at each ``async for``,
         # so the tests can run the pure-Python stand-in.
-        if _fastio.QueueIterator is not None:
-            return _fastio.QueueIterator(self._protocol.queue, self.__anext__)
+        if _native.QueueIterator is not None:
+            return _native.QueueIterator(self._protocol.queue, self.__anext__)
         return self
 
     async def _receive(self) -> Datagram:

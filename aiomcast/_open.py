@@ -40,13 +40,14 @@ from ._errors import (
     TransportOptionError,
     show,
 )
-from ._fastio import FastDatagramTransport, batch_receiver_available
+from ._fastio import FastDatagramTransport
 from ._interfaces import (
     InterfaceLike,
     loopback_index,
     resolve_interface,
 )
 from ._metadata import Metadata, MetadataDecoder, enable_metadata, parse_metadata
+from ._native import batch_receiver_available
 from ._options import PLATFORM, check_source, receive_filter
 from ._protocol import MulticastProtocol
 from ._transport import LoopTransport, Transport

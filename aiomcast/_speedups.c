@@ -387,6 +387,11 @@ static PyObject *reader_get_count(BatchReader *self, void *Py_UNUSED(closure)) {
     return PyLong_FromUnsignedLong(self->count);
 }
 
+/* Reads per readiness event at most (the transport's loop stays fair to other tasks). */
+static PyObject *reader_get_rounds(BatchReader *Py_UNUSED(self), void *Py_UNUSED(closure)) {
+    return PyLong_FromLong(16);
+}
+
 static PyMethodDef reader_methods[] = {
     {"read", (PyCFunction)reader_read, METH_NOARGS, reader_read_doc},
     {NULL, NULL, 0, NULL},
@@ -394,6 +399,7 @@ static PyMethodDef reader_methods[] = {
 
 static PyGetSetDef reader_getset[] = {
     {"count", (getter)reader_get_count, NULL, "recvmmsg slots per read()", NULL},
+    {"rounds", (getter)reader_get_rounds, NULL, "reads per readiness event at most", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -22,6 +22,9 @@ class BatchReader:
     @property
     def count(self) -> int:
         """The recvmmsg slots of one read()."""
+    @property
+    def rounds(self) -> int:
+        """Reads per readiness event at most (16)."""
     def read(self) -> tuple[list[Datagram], int, int, int] | None:
         """One recvmmsg call: (datagrams, payload bytes, truncated, messages) or None."""
 

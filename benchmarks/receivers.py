@@ -341,9 +341,9 @@ async def aiomcast_python_receiver(tally: Tally, args: argparse.Namespace) -> di
     What an install without a C compiler gets: the same ``async for`` without the C
     extension (recvmmsg through ctypes, a coroutine per datagram).
     """
-    from aiomcast import _fastio
+    from aiomcast import _native
 
-    if _fastio.BatchReader is not None:
+    if _native.BatchReader is not None:
         raise Skip("AIOMCAST_PURE_PYTHON was not honoured: the C reader is in use")
     return await aiomcast_receiver(tally, args)
 
@@ -435,14 +435,14 @@ def floor_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
     """
     import select
 
-    from aiomcast import _fastio
+    from aiomcast import _native
     from aiomcast._types import Datagram
 
-    if _fastio.BatchReader is None:
+    if _native.BatchReader is None:
         raise Skip("aiomcast's C extension is not built here")
     sock = multicast_socket(args.group, args.port, args.interface, args.rcvbuf)
     sock.setblocking(False)
-    reader = _fastio.BatchReader(sock.fileno(), sock.family, Datagram, count=64, slot=65536)
+    reader = _native.BatchReader(sock.fileno(), sock.family, Datagram, count=64, slot=65536)
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     sink = tally.sink

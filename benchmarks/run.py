@@ -161,9 +161,9 @@ def probe(mode: str) -> dict[str, str]:
         skipped["aiomcast-gro"] = "aiomcast.open_receiver takes no gro= keyword yet"
     elif "aiomcast-batches" in skipped:
         skipped["aiomcast-gro"] = skipped["aiomcast-batches"]
-    from aiomcast import _fastio
+    from aiomcast import _native
 
-    if _fastio.BatchReader is None:
+    if _native.BatchReader is None:
         skipped["floor"] = "aiomcast's C extension is not built here (the floor is its reader)"
     if not hasattr(aiomcast.Sender, "send_many"):
         skipped["aiomcast-send-many"] = "aiomcast's Sender has no send_many() yet"

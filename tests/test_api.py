@@ -13,7 +13,7 @@ import pytest
 
 import aiomcast
 import aiomcast.testing.lab
-from aiomcast._fastio import speedups_available
+from aiomcast._native import speedups_available
 
 
 def _public_members(obj: object) -> list[tuple[str, object]]:
@@ -101,7 +101,7 @@ def test_the_c_extension_can_be_switched_off() -> None:
     # AIOMCAST_PURE_PYTHON=1 runs the pure-Python readers, sendto and sendmmsg (the benchmark's
     # aiomcast-python row).
     code = (
-        "from aiomcast._fastio import BatchReader, QueueIterator, c_sendto, c_sendmmsg; "
+        "from aiomcast._native import BatchReader, QueueIterator, c_sendto, c_sendmmsg; "
         "print(BatchReader, QueueIterator, c_sendto, c_sendmmsg)"
     )
     for value, expected in (("1", "None None None None"), ("0", "BatchReader")):

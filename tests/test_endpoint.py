@@ -39,10 +39,10 @@ def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     chosen = "loop" if request.param == "protocol" else "batch"
     monkeypatch.setattr(aiomcast._open, "default_transport", chosen)
     if request.param == "fast-python":
-        monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
-        monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
-        monkeypatch.setattr(aiomcast._fastio, "c_sendto", None)
-        monkeypatch.setattr(aiomcast._fastio, "c_sendmmsg", None)
+        monkeypatch.setattr(aiomcast._native, "BatchReader", None)
+        monkeypatch.setattr(aiomcast._native, "QueueIterator", None)
+        monkeypatch.setattr(aiomcast._native, "c_sendto", None)
+        monkeypatch.setattr(aiomcast._native, "c_sendmmsg", None)
     return str(request.param)
 
 

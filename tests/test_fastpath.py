@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import aiomcast
-from aiomcast._fastio import FastDatagramTransport, batch_receiver_available
+from aiomcast._fastio import FastDatagramTransport
+from aiomcast._native import batch_receiver_available
 from aiomcast._socket import SO_RCVBUFFORCE
 from aiomcast._transport import LoopTransport, Transport
 from aiomcast.testing import lab
@@ -34,16 +35,16 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture(autouse=True, params=["native", "python"])
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run every test here with the C extension (_speedups.c) and with the pure-Python code."""
-    if request.param == "native" and aiomcast._fastio.BatchReader is None:
+    if request.param == "native" and aiomcast._native.BatchReader is None:
         message = "the C extension aiomcast._speedups is not built (it needs gcc, libc6-dev)"
         if IN_CI:
             pytest.fail(f"CI is set, so this must run: {message}")
         pytest.skip(message)
     if request.param == "python":
-        monkeypatch.setattr(aiomcast._fastio, "BatchReader", None)
-        monkeypatch.setattr(aiomcast._fastio, "QueueIterator", None)
-        monkeypatch.setattr(aiomcast._fastio, "c_sendto", None)
-        monkeypatch.setattr(aiomcast._fastio, "c_sendmmsg", None)
+        monkeypatch.setattr(aiomcast._native, "BatchReader", None)
+        monkeypatch.setattr(aiomcast._native, "QueueIterator", None)
+        monkeypatch.setattr(aiomcast._native, "c_sendto", None)
+        monkeypatch.setattr(aiomcast._native, "c_sendmmsg", None)
     return str(request.param)
 
 
@@ -419,12 +420,12 @@ async def test_send_many_falls_back_to_64_segments_when_the_kernel_refuses_more(
         async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
             transport = tx._transport
             assert isinstance(transport, FastDatagramTransport)
-            assert transport._gso_segments == 128
+            assert transport._sender.gso_segments == 128
             assert await tx.send_many(payloads[:128]) == 128
-            assert transport._gso_segments == 128  # taken as it is
-            transport._gso_segments = 256
+            assert transport._sender.gso_segments == 128  # taken as it is
+            transport._sender.gso_segments = 256
             assert await tx.send_many(payloads[128:]) == 172
-            assert transport._gso_segments == 64
+            assert transport._sender.gso_segments == 64
             assert (tx.stats.sent, tx.stats.send_errors) == (300, 0)
         got = await collect(rx, len(payloads))
     assert [d.payload for d in got] == payloads
@@ -486,7 +487,9 @@ async def test_send_many_fast_check_names_what_is_wrong(link: Link) -> None:
 
 
 def _has_recvmmsg_state(transport: FastDatagramTransport) -> bool:
-    return transport._batch is not None or transport._reader is not None
+    # The C reader holds its buffers from the start; the ctypes one makes them when busy.
+    reader = transport._reader
+    return reader is not None and getattr(reader, "batch", True) is not None
 
 
 async def test_recvmmsg_buffers_are_made_on_the_first_busy_read(link: Link) -> None:
@@ -570,14 +573,14 @@ async def test_send_goes_through_the_c_sendto(
     # The hot path of send() is the extension's sendto with the destination packed once;
     # without the extension (the "python" run) the socket module's sendto does it.
     calls: list[bytes] = []
-    real = aiomcast._fastio.c_sendto
+    real = aiomcast._native.c_sendto
     if real is not None:
 
         def counting(fd: int, data: bytes, address: bytes) -> bool:
             calls.append(address)
             return real(fd, data, address)
 
-        monkeypatch.setattr(aiomcast._fastio, "c_sendto", counting)
+        monkeypatch.setattr(aiomcast._native, "c_sendto", counting)
     async with aiomcast.open_receiver(link.group, 0, interface=link.interface) as rx:
         async with aiomcast.open_sender(link.group, rx.port, interface=link.interface) as tx:
             for n in range(5):

@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from aiomcast import Datagram
-from aiomcast._fastio import _packed_sockaddr, speedups_available
+from aiomcast._native import speedups_available
+from aiomcast._sending import packed_sockaddr
 from aiomcast.testing.lab import LinkEnds
 
 if not speedups_available():  # test_api.py fails in CI when the extension is missing
@@ -233,7 +234,7 @@ def test_iterator_needs_a_deque_and_a_callable() -> None:
 
 
 def _packed(address: tuple[str, int]) -> bytes:
-    packed = _packed_sockaddr(socket.AF_INET, address)
+    packed = packed_sockaddr(socket.AF_INET, address)
     assert packed is not None
     return packed
 
