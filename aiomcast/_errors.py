@@ -155,7 +155,7 @@ def show(value: object) -> str:
         return f"<{type(value).__name__}>"
 
 
-# Joins have limits per socket, measured on Linux 6.18 (tests/test_errors.py): IPv4 counts
+# Joins have limits per socket, measured on Linux 6.18 (tests/sockets/test_errors.py): IPv4 counts
 # memberships against net.ipv4.igmp_max_memberships (ENOBUFS on the 21st by default) and their
 # memory (48 bytes each) against net.core.optmem_max (ENOBUFS too); IPv6 has no count, only
 # the memory (56 bytes each) against net.core.optmem_max, and says ENOMEM.

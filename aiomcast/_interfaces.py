@@ -130,7 +130,7 @@ def list_interfaces() -> list[Interface]:
     result: list[Interface] = []
     # Names and indexes from the C library's if_nameindex, not netifaces.interfaces(): that
     # leaks about 184 bytes per call (netifaces-plus 0.12.5), and endpoints list the
-    # interfaces on every open and join (tests/test_reliability.py counts the memory).
+    # interfaces on every open and join (tests/sockets/test_local_reliability.py counts the memory).
     for index, name in socket.if_nameindex():
         try:
             flags = _flags(name)
@@ -380,7 +380,7 @@ def unusable_reason(interface: Interface, family: Family) -> str | None:
 
     An interface is joined when it can carry multicast of ``family``, is up (IFF_UP) and has
     an address of ``family``. The kernel itself accepts joins on a down or address-less
-    interface (pinned in tests/test_watch.py); aiomcast waits for them to be usable instead
+    interface (pinned in tests/sockets/test_watch.py); aiomcast waits for them to be usable instead
     and, when following interfaces, joins them then.
     """
     if not interface.supports(family):

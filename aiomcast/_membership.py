@@ -58,7 +58,7 @@ class Kernel(Protocol):
 def refuse_any_source_ssm(group: Group) -> None:
     """Refuse an any-source membership of an SSM group (InvalidGroupError)."""
     # RFC 4604 (2.2.1): a host should refuse any-source membership of an SSM group; Linux
-    # accepts it and reports EXCLUDE {}, which SSM routers ignore (tests/test_ssm.py).
+    # accepts it and reports EXCLUDE {}, which SSM routers ignore (tests/sockets/test_ssm.py).
     if group.is_source_specific:
         where = "232.0.0.0/8" if group.family is Family.IPV4 else "ff3x::/32"
         raise InvalidGroupError(

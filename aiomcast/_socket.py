@@ -237,7 +237,7 @@ def leave(sock: socket.socket, group: Group, interface: Interface | None) -> Non
         _apply(sock, leave_option(group, index, _ifaddr(interface)))
 
 
-# What the errnos of the source options mean, measured on Linux 6.18 (tests/test_ssm.py).
+# What the errnos of the source options mean, measured on Linux 6.18 (tests/sockets/test_ssm.py).
 _SOURCE_HINTS: dict[str, dict[int, str]] = {
     "join source": {
         errno.EINVAL: (

@@ -16,9 +16,9 @@
 # between two polls) costs nothing but the report of a transient state, because the list
 # itself is the truth.
 #
-# What the kernel does (Linux 6.18, pinned in tests/test_watch.py): a membership survives its
-# link going down and up, losing carrier, and losing and regaining its addresses; it dies with
-# its interface, and an interface recreated under the same name has a new index and no
+# What the kernel does (Linux 6.18, pinned in tests/sockets/test_watch.py): a membership
+# survives its link going down and up, losing carrier, and losing and regaining its addresses;
+# it dies with its interface, and an interface recreated under the same name has a new index and no
 # membership. So the watcher keeps memberships through down/up and address changes, forgets
 # (leaves) those of a deleted interface and rejoins them when an interface of that name comes
 # back; groups joined on every interface are joined on interfaces that become usable.
@@ -399,7 +399,7 @@ class InterfaceWatcher:
 
     @property
     def mode(self) -> Literal["netlink", "polling"]:
-        """How changes are noticed: kernel notifications, or reading the list periodically."""
+        """How changes are noticed, "netlink" (kernel notifications) or "polling" (periodic reads)."""
         return "netlink" if self._interval is None else "polling"
 
     @property

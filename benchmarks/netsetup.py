@@ -97,9 +97,10 @@ def traffic_setup(interface: str | None, rps: bool, rcvbuf: int = 0) -> Iterator
     """Build where the traffic flows: the lab (root) or the loopback interface.
 
     ``rcvbuf``: the SO_RCVBUF the receivers will ask for. net.core.rmem_max caps it; a
-    namespace sees the host's value read-only (Linux 6.18, pinned in tests/test_fastpath.py),
-    so the harness cannot raise it for its own namespaces: its receivers get ``rcvbuf`` past
-    it with SO_RCVBUFFORCE instead (root), and the notes say when that was needed.
+    namespace sees the host's value read-only (Linux 6.18, pinned in
+    tests/sockets/test_fastpath.py), so the harness cannot raise it for its own namespaces:
+    its receivers get ``rcvbuf`` past it with SO_RCVBUFFORCE instead (root), and the notes say
+    when that was needed.
     """
     tx_cpu, rx_cpu, cpu_note = cpus_for_sides()
     notes = [cpu_note] if cpu_note else []

@@ -1,7 +1,7 @@
 """The benchmark's plan, pure: what to measure in which order, and how to read a sweep.
 
 No process, socket or clock here: ``run.py`` carries the plan out, ``report.py`` turns the
-numbers into targets and tables, and tests/test_benchmark_plan.py checks these functions
+numbers into targets and tables, and tests/unit/test_benchmark_plan.py checks these functions
 from tables.
 """
 

@@ -182,7 +182,7 @@ def set_rcvbuf(sock: socket.socket, size: int) -> None:
     frees a block of about 400 KiB, which raises glibc's dynamic mmap threshold above
     256 KiB; the stdlib transport's 256 KiB receive buffer then comes from the heap instead
     of an mmap per datagram, and the stdlib rows ran three to four times faster than in a
-    process of their own (tests/test_libc.py pins the glibc behaviour).
+    process of their own (tests/sockets/test_libc.py pins the glibc behaviour).
     """
     if not size:
         return

@@ -1,4 +1,5 @@
-"""The long forms of tests/test_reliability.py: a minute of overload, 10,000 cycles.
+"""The long forms of the reliability tests: a minute of overload (tests/lab/test_reliability.py),
+10,000 cycles (tests/sockets/test_local_reliability.py).
 
 Run as root from the repository (it builds two network namespaces with aiomcast.testing.lab, as the
 tests do, inside a private namespace of its own, so nothing reaches the machine's

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import shutil
 import subprocess
 from collections import Counter
@@ -65,11 +66,47 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("engine", _routed_engines(), indirect=True)
 
 
+#: The test groups (directories of tests/) whose every test needs root.
+ROOT_GROUPS = {"lab": "the lab's namespaces", "tools": "peer programs in the lab"}
+#: Fixtures that build namespaces or veth pairs: a test that takes one needs root.
+ROOT_FIXTURES = {
+    "netlab": "a lab of its own",
+    "routed": "a routed lab",
+    "engine": "a forwarding engine",
+    "ipmr_lab": "the kernel's multicast router",
+    "throttled": "a rate-limited veth pair",
+}
+TESTS = pathlib.Path(__file__).parent
+
+
+def root_reason(item: pytest.Item) -> str | None:
+    """Why ``item`` needs root (its group, a fixture or its own marker), or None."""
+    group = item.path.relative_to(TESTS).parts[0]
+    if group in ROOT_GROUPS:
+        return ROOT_GROUPS[group]
+    for name in item.fixturenames:  # type: ignore[attr-defined]
+        if name in ROOT_FIXTURES:
+            return ROOT_FIXTURES[name]
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "engine" in callspec.params:
             _ENGINE_OF[item.nodeid] = str(callspec.params["engine"])
+        reason = root_reason(item)
+        if reason is not None and item.get_closest_marker("root") is None:
+            item.add_marker(pytest.mark.root(reason))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # The one place that asks for root: a test marked ``root`` (by its group, a fixture, a
+    # parameter or itself) skips without namespaces, or fails when CI is set.
+    marker = item.get_closest_marker("root")
+    if marker is not None:
+        require_root(marker.args[0] if marker.args else "a veth pair in the private namespace")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -141,12 +178,15 @@ LOOPBACK_V4 = Link("ipv4", "lo", "127.0.0.1", "239.1.2.3")
 
 
 def _veth_link(family: str, local_veth: LinkPair | None) -> Link:
-    require_root(f"{family} on a veth pair in the private namespace")
-    assert local_veth is not None
+    assert local_veth is not None, "marked root: set up only where namespaces are built"
     return local_veth.ipv4 if family == "ipv4" else local_veth.ipv6
 
 
-@pytest.fixture(params=["ipv4-lo", "ipv4", "ipv6"])
+#: The veth-pair parameters of ``link`` and ``wire_link``: root only.
+VETH = [pytest.param(family, marks=pytest.mark.root) for family in ("ipv4", "ipv6")]
+
+
+@pytest.fixture(params=["ipv4-lo", *VETH])
 def link(request: pytest.FixtureRequest, local_veth: LinkPair | None) -> Link:
     """Where a single-host endpoint test runs.
 
@@ -159,7 +199,7 @@ def link(request: pytest.FixtureRequest, local_veth: LinkPair | None) -> Link:
     return _veth_link(str(request.param), local_veth)
 
 
-@pytest.fixture(params=["ipv4", "ipv6"])
+@pytest.fixture(params=VETH)
 def wire_link(request: pytest.FixtureRequest, local_veth: LinkPair | None) -> Link:
     """Like ``link`` but never the loopback interface: for behaviour that lo cannot show."""
     return _veth_link(str(request.param), local_veth)
@@ -169,7 +209,6 @@ def wire_link(request: pytest.FixtureRequest, local_veth: LinkPair | None) -> Li
 def engine(request: pytest.FixtureRequest) -> str:
     """A forwarding engine this kernel runs (parametrized by pytest_generate_tests)."""
     name = str(request.param)
-    require_root(f"routing through {name}")
     if name == "none":
         pytest.skip(f"this kernel runs no forwarding engine: {lab.engine_report()}")
     for program, package in lab.ENGINES[name].programs:
@@ -194,7 +233,6 @@ def ipmr_lab() -> Iterator[lab.Lab]:
 
     Skips where the kernel has none (also in CI: a property of the kernel's build).
     """
-    require_root("the kernel's multicast router")
     why = ENGINES_HERE.get("ipmr", "")
     if why:
         pytest.skip(f"pins the kernel's multicast router (ipmr), which is missing: {why}")
@@ -205,7 +243,6 @@ def ipmr_lab() -> Iterator[lab.Lab]:
 @pytest.fixture
 def netlab() -> Iterator[lab.Lab]:
     """A fresh lab for one test, torn down afterwards."""
-    require_root("this test builds network namespaces")
     with lab.Lab() as net:
         yield net
 
@@ -219,7 +256,6 @@ def throttled() -> Iterator[LinkEnds]:
     does, test_anyio.py pins that). Used by the backpressure tests of test_anyio.py and
     test_fastpath.py.
     """
-    require_root("a rate-limited veth pair")
     with lab.Lab(prefix="amca") as net:
         ends = net.link(net.local, net.local)
         tbf = ["rate", "40mbit", "burst", "64kb", "latency", "200ms"]

@@ -209,3 +209,14 @@ def stop_capture(proc: subprocess.Popen[str], settle: float = 0.5) -> list[str]:
         else:
             packets.append(line)
     return packets
+
+
+#: The datagram sizes at the edges, per family: empty, one byte, the largest unfragmented on a
+#: 1500-byte MTU and one more, the largest a UDP datagram carries.
+EDGES = {"ipv4": [0, 1, 1472, 1473, 65507], "ipv6": [0, 1, 1452, 1453, 65527]}
+
+
+def sizes(family: str, stride: int = 1531) -> list[int]:
+    """Every ``stride``-th datagram size up to the family's largest, plus the EDGES."""
+    top = aiomcast.MAX_PAYLOAD_IPV4 if family == "ipv4" else aiomcast.MAX_PAYLOAD_IPV6
+    return sorted(set(range(0, top + 1, stride)) | set(EDGES[family]))

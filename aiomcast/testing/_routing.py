@@ -11,7 +11,7 @@ Two engines carry that out, so that the lab works on every kernel it meets:
 
 - ``ipmr``: the kernel's multicast router (``CONFIG_IP_MROUTE``, ``CONFIG_IPV6_MROUTE``),
   driven by smcroute's daemon. The kernel enforces IPv4 thresholds. Linux's IPv6 multicast
-  router ignores them (pinned in tests/test_lab.py), so an nftables rule on the forward hook
+  router ignores them (pinned in tests/lab/test_lab.py), so an nftables rule on the forward hook
   drops what is below an IPv6 threshold.
 - ``netfilter``: nftables rules on the ingress hook of each port (the netdev family,
   ``CONFIG_NF_TABLES_NETDEV`` and ``CONFIG_NF_DUP_NETDEV``), with no multicast routing in the

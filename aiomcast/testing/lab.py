@@ -146,7 +146,7 @@ def _sysctls_for_tests(namespace: str | None) -> None:
     # No router solicitations: the lab has no IPv6 router advertisements to ask for, and a
     # host's solicitations (sent again every few seconds after a link comes up, on Linux 6.x
     # without end) would be traffic that no test sent, seen by the captures (pinned in
-    # tests/test_safety.py).
+    # tests/lab/test_safety.py).
     prefix = ["ip", "netns", "exec", namespace] if namespace else []
     for key in (
         "net.ipv6.conf.all.accept_dad",

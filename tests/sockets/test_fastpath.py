@@ -25,7 +25,6 @@ from tests.helpers import (
     collect,
     has_capability,
     require_capability,
-    require_root,
     transport_for,
 )
 
@@ -333,11 +332,11 @@ def _ip(*args: str, check: bool = True) -> None:
     subprocess.run(["ip", *args], check=check, capture_output=True)
 
 
+@pytest.mark.root("a veth pair in the private namespace")
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop-transport"])
 async def test_a_refused_send_after_good_ones_is_a_kernel_error_and_counted(fast: bool) -> None:
     # The hot path of send() (default destination, bytes, nothing queued) reports a kernel
     # refusal exactly like the general path: KernelError naming the group, send_errors + 1.
-    require_root("a veth pair in the private namespace")
     _ip("link", "add", "amcq0", "type", "veth", "peer", "name", "amcq1")
     try:
         _ip("link", "set", "amcq0", "up", "multicast", "on")
@@ -386,12 +385,12 @@ async def test_gso_setting_is_checked(link: Link) -> None:
             tx.gso = "yes"  # type: ignore[assignment]
 
 
+@pytest.mark.root("a veth end in the private namespace")
 async def test_this_kernel_takes_128_gso_segments_per_send_and_refuses_129(
     local_veth: LinkPair | None,
 ) -> None:
     # Pinned: Linux 6.18's UDP_MAX_SEGMENTS is 128 (older kernels: 64), and one more is
     # EINVAL. send_many uses 128 and drops to 64 when a kernel refuses that (next test).
-    require_root("a veth end in the private namespace")
     assert local_veth is not None
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

@@ -1,27 +1,22 @@
 """The lab routers' configuration, from tables: what each forwarding engine is told to do.
 
 The functions of aiomcast.testing._routing are pure: ports and routes in, configuration text out.
-These tests read that text without root (all but the last, which asks the kernel for
-multicast routing as the lab does); tests/test_lab.py, tests/test_ssm.py and
-tests/test_faults.py prove through real routers, on every engine, that it forwards as meant.
+These tests read that text without root; tests/lab/test_lab.py, tests/lab/test_ssm_lab.py and
+tests/lab/test_faults.py prove through real routers, on every engine, that it forwards as
+meant, and tests/lab/test_lab_host.py asks the kernel for multicast routing as the lab does.
 """
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import os
 import re
-import socket
 from collections.abc import Callable
 
 import pytest
 
 from aiomcast.testing import lab
 from aiomcast.testing._routing import (
-    MRT_INIT,
     NETFILTER_TABLE,
-    Ipmr,
     Port,
     Route,
     default_routes,
@@ -29,7 +24,6 @@ from aiomcast.testing._routing import (
     netfilter_ruleset,
     smcroute_conf,
 )
-from tests.helpers import require_root
 
 PORTS = [Port("n1", 1), Port("n2", 31), Port("n3", 1)]
 SG = Route(
@@ -204,30 +198,3 @@ def test_route_statements_refused_name_the_line(line: str, words: str) -> None:
     with pytest.raises(lab.LabError, match=re.escape(words)) as caught:
         lab.parse_description(BASE + line)
     assert str(caught.value).startswith("line 5: "), caught.value
-
-
-def test_multicast_routing_probe_agrees_with_the_kernel() -> None:
-    # Pinned kernel behaviour: a kernel built without CONFIG_IP_MROUTE / CONFIG_IPV6_MROUTE
-    # refuses MRT_INIT / MRT6_INIT with ENOPROTOOPT, and has no /proc/net/ip_mr_vif /
-    # ip6_mr_vif. smcrouted starts there all the same and forwards nothing, so the lab asks
-    # the kernel (Ipmr.missing) before choosing an engine. The two signs must agree.
-    require_root("asking the kernel for multicast routing")
-    why = Ipmr.missing()
-    has_v4 = os.path.exists("/proc/net/ip_mr_vif")
-    has_v6 = os.path.exists("/proc/net/ip6_mr_vif")
-    if has_v4 and has_v6:
-        assert why == ""
-    else:
-        missing = "CONFIG_IP_MROUTE" if not has_v4 else "CONFIG_IPV6_MROUTE"
-        assert why == f"the kernel has no multicast routing ({missing} is not set)"
-        assert lab.engines_present()["ipmr"] == why
-        for family, protocol, level in (
-            (socket.AF_INET, socket.IPPROTO_IGMP, socket.IPPROTO_IP),
-            (socket.AF_INET6, socket.IPPROTO_ICMPV6, socket.IPPROTO_IPV6),
-        ):
-            if (has_v4, has_v6)[family == socket.AF_INET6]:
-                continue
-            with socket.socket(family, socket.SOCK_RAW, protocol) as probe:
-                with pytest.raises(OSError, match=os.strerror(errno.ENOPROTOOPT)) as refused:
-                    probe.setsockopt(level, MRT_INIT, 1)
-            assert refused.value.errno == errno.ENOPROTOOPT

@@ -12,13 +12,12 @@ import time
 import pytest
 
 from aiomcast.testing import lab
-from tests.helpers import require_root, start_capture, stop_capture
+from tests.helpers import start_capture, stop_capture
 from tests.processes import AIOMCAST, run
 
 
 @pytest.fixture
 def uplinked(netlab: lab.Lab) -> lab.Host:
-    require_root("the capture")
     host, upstream = netlab.host("h"), netlab.host("up")
     ends = netlab.link(host, upstream)
     host.ip("route", "add", "default", "via", ends.b_ipv4)

@@ -19,7 +19,7 @@ import pytest
 from aiomcast import pack_sequence
 from aiomcast.testing import lab
 from tests.conftest import LOOPBACK_V4
-from tests.helpers import received_ttl, require_root, ttl_probe
+from tests.helpers import received_ttl, ttl_probe
 from tests.processes import AIOMCAST, SCRIPT, Result, background, free_port, run
 
 LO = ("--interface", "lo")
@@ -531,10 +531,10 @@ def test_send_message_that_is_not_utf8_sends_its_bytes() -> None:
         assert received_ttl(probe) == (b"caf\xe9", 1)
 
 
+@pytest.mark.root("a veth pair in the private namespace")
 def test_listen_all_interfaces_reports_each_failure_and_follows_changes() -> None:
     # Every interface from the command line: a down interface is reported and skipped, the
     # others are joined; with --follow it is joined once it comes up with an address.
-    require_root("a veth pair in the private namespace")
     # --all-interfaces joins everywhere: only ever inside the suite's private namespace.
     assert lab.in_private_network()
     group, port = "239.255.88.40", free_port()

@@ -3,8 +3,8 @@
 Each case is a script of calls on one MembershipTable and what each must do (a membership, or
 the error it raises), then the socket calls the table made through its Kernel, in order. The
 Kernel here records calls and answers with an errno when told to: the real kernel's answers
-are pinned by tests/test_ssm.py, tests/test_errors.py and tests/test_endpoint.py, which drive
-the same table through real sockets.
+are pinned by tests/sockets/test_ssm.py, tests/sockets/test_errors.py and
+tests/sockets/test_endpoint.py, which drive the same table through real sockets.
 """
 
 from __future__ import annotations

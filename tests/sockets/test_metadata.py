@@ -18,8 +18,7 @@ import aiomcast
 from aiomcast import Metadata
 from aiomcast._metadata import parse_metadata
 from aiomcast.testing import lab
-
-from .helpers import Link, collect, transport_for
+from tests.helpers import Link, collect, transport_for
 
 pytestmark = pytest.mark.timeout(30)
 

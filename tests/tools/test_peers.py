@@ -19,7 +19,7 @@ import pytest
 import aiomcast
 from aiomcast._interfaces import kernel_memberships
 from aiomcast.testing import lab
-from tests.helpers import require_root, start_capture, stop_capture
+from tests.helpers import start_capture, stop_capture
 from tests.processes import AIOMCAST, background, run
 
 GROUPS = {"ipv4": "239.6.6.6", "ipv6": "ff15::6:6:6"}
@@ -28,7 +28,6 @@ PAIR = "hosts a b\nnet 1 a b\n"
 
 @pytest.fixture
 def pair() -> Iterator[lab.Lab]:
-    require_root("the peer-tool tests")
     for tool in ("iperf", "socat", "tcpdump"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed (Debian packages iperf, socat, tcpdump)")

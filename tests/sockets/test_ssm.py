@@ -1,32 +1,24 @@
-"""Source-specific and source-filtered multicast (IGMPv3 / MLDv2), end to end.
+"""Source-specific and source-filtered multicast (IGMPv3 / MLDv2) on one host.
 
 What the Linux kernel does with the source options is pinned first (plain sockets and the
-socket layer, on a veth pair in the private namespace). Then the lab: three hosts on one
-bridge (``s1`` and ``s2`` send, ``rx`` receives; the bridge floods every datagram, so only the
-receiver's own source filter decides), a routed case across smcroute, the membership reports
-on the wire, the command line, and ssmping / ssmpingd as peers.
+socket layer, on a veth pair in the private namespace), then the public API and the command
+line on one host. tests/lab/test_ssm_lab.py takes them across hosts and routers,
+tests/tools/test_ssmping.py against ssmping.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
-import re
-import shutil
-import signal
 import socket
-import subprocess
-from collections.abc import Iterator
 
 import pytest
 
 import aiomcast
 from aiomcast import _socket
 from aiomcast._options import join_option, leave_option, source_option
-from aiomcast.testing import lab
 from tests.conftest import LOOPBACK_V4
-from tests.helpers import Link, collect, member, require_root, start_capture, stop_capture
+from tests.helpers import Link, member
 from tests.processes import AIOMCAST, background, free_port, run
 
 #: SSM groups (232.0.0.0/8, ff3x::/32) and any-source groups, per family.
@@ -34,7 +26,6 @@ SSM = {"ipv4": "232.7.7.7", "ipv6": "ff35::7:7:7"}
 ASM = {"ipv4": "239.7.7.7", "ipv6": "ff15::7:7:7"}
 #: Unicast sources that send nothing here (for kernel-state tests).
 OTHERS = {"ipv4": ("10.250.0.1", "10.250.0.2"), "ipv6": ("fd00:fa::1", "fd00:fa::2")}
-THREE = "hosts s1 s2 rx\nnet 1 s1 s2 rx\n"
 
 
 def plain_socket(link: Link) -> socket.socket:
@@ -274,175 +265,6 @@ async def test_block_records_are_readable(wire_link: Link) -> None:
         assert rx.blocked == {next(iter(rx.memberships)): frozenset({s2})}
 
 
-# -- the lab: two senders, one receiver --------------------------------------------------------
-
-
-@pytest.fixture
-def three() -> Iterator[lab.Lab]:
-    require_root("the source-specific lab")
-    with lab.Lab() as net:
-        net.build(THREE)
-        yield net
-
-
-async def senders(
-    net: lab.Lab, group: str, port: int, ttl: int = 1
-) -> tuple[aiomcast.Sender, aiomcast.Sender]:
-    opened = []
-    for name in ("s1", "s2"):
-        with net[name].entered():
-            opened.append(await aiomcast.open_sender(group, port, interface="n1", ttl=ttl))
-    return opened[0], opened[1]
-
-
-async def origins(
-    rx: aiomcast.Receiver, s1: aiomcast.Sender, s2: aiomcast.Sender, tag: str
-) -> set[str]:
-    """Both senders send one datagram each; the sources of what ``rx`` got (within 0.4 s)."""
-    await s1.send(f"{tag} from s1".encode())
-    await s2.send(f"{tag} from s2".encode())
-    got = await collect(rx, 2, 0.4)
-    return {d.payload.decode().rsplit(" ", 1)[1] for d in got}
-
-
-@pytest.mark.asyncio
-async def test_source_specific_receiver_gets_only_its_sources(three: lab.Lab, family: str) -> None:
-    group, port = SSM[family], 7301
-    rx_host = three["rx"]
-    a1, a2 = three["s1"].address(1, family), three["s2"].address(1, family)
-    with rx_host.entered():
-        rx = await aiomcast.open_receiver(group, port, interface="n1", sources=[a1])
-    s1, s2 = await senders(three, group, port)
-    async with rx, s1, s2:
-        assert await origins(rx, s1, s2, "one") == {"s1"}
-        rx.join(group, source=a2)  # several sources per group
-        assert await origins(rx, s1, s2, "two") == {"s1", "s2"}
-        rx.leave(group, source=a1)
-        assert await origins(rx, s1, s2, "three") == {"s2"}
-        assert rx.stats.dropped == 0
-
-
-@pytest.mark.asyncio
-async def test_blocked_source_stops_and_resumes(three: lab.Lab, family: str) -> None:
-    group, port = ASM[family], 7302
-    a2 = three["s2"].address(1, family)
-    with three["rx"].entered():
-        rx = await aiomcast.open_receiver(group, port, interface="n1")
-    s1, s2 = await senders(three, group, port)
-    async with rx, s1, s2:
-        assert await origins(rx, s1, s2, "before") == {"s1", "s2"}
-        rx.block(group, a2)
-        assert await origins(rx, s1, s2, "blocked") == {"s1"}
-        rx.unblock(group, a2)
-        assert await origins(rx, s1, s2, "after") == {"s1", "s2"}
-
-
-@pytest.mark.asyncio
-async def test_reports_carry_the_source_records(three: lab.Lab, family: str) -> None:
-    # IGMPv3 / MLDv2 on the wire: a source-specific join is ALLOW {S} (INCLUDE mode), leaving
-    # the last source BLOCK {S}; on an any-source membership, blocking is BLOCK {S} and
-    # unblocking ALLOW {S}. The reports name the source (tcpdump -vv prints the lists).
-    ssm, asm = SSM[family], ASM[family]
-    a1 = three["s1"].address(1, family)
-    rx_host = three["rx"]
-    # MLD packets carry a hop-by-hop header: "icmp6" would not match them.
-    capture = start_capture(
-        three["s1"], "n1", "igmp" if family == "ipv4" else "ip6", verbosity="-vv"
-    )
-    # Each change is reported at once and repeated within the unsolicited report interval
-    # (1 s by default); a change made meanwhile is merged into the repeat (a block right after
-    # a join goes out as TO_EX {S}). A 10 ms interval keeps the steps apart, and the test short.
-    for key in (
-        "net.ipv4.conf.n1.igmpv3_unsolicited_report_interval=10",
-        "net.ipv6.conf.n1.mldv2_unsolicited_report_interval=10",
-    ):
-        rx_host.run("sysctl", "-qw", key)
-    with rx_host.entered():
-        rx = await aiomcast.open_receiver(ssm, 7303, interface="n1", sources=[a1])
-    for step in (
-        lambda: rx.leave(ssm, source=a1),
-        lambda: rx.join(asm),
-        lambda: rx.block(asm, a1),
-        lambda: rx.unblock(asm, a1),
-    ):
-        await asyncio.sleep(0.25)
-        step()
-    await asyncio.sleep(0.25)
-    await rx.aclose()
-    packets = stop_capture(capture, settle=0.5)
-    kind = "igmp v3 report" if family == "ipv4" else "multicast listener report v2"
-    records = [p for p in packets if kind in p]
-
-    changes = [
-        change
-        for p in records
-        for change in re.findall(r"\[gaddr (\S+) (\w+) \{ ([^}]*)\}\]", p)
-        if change[0] in (ssm, asm)
-    ]
-    # In this order (repeats and the kernel's full-state repeats, such as TO_EX {S} after a
-    # block, may come between):
-    steps = [
-        {(ssm, "allow", f"{a1} ")},  # source-specific join: INCLUDE {} -> INCLUDE {S}
-        {(ssm, "block", f"{a1} ")},  # the last source left
-        {(asm, "to_ex", "")},  # any-source join: EXCLUDE {}
-        {(asm, "block", f"{a1} "), (asm, "to_ex", f"{a1} ")},  # EXCLUDE {S}
-        {(asm, "allow", f"{a1} ")},  # unblocked
-        {(asm, "to_in", "")},  # left
-    ]
-    remaining = iter(changes)
-    missing = [step for step in steps if not any(change in step for change in remaining)]
-    assert not missing, (missing, changes)
-
-
-@pytest.mark.asyncio
-async def test_routed_source_specific_receiver(routed: lab.Lab, family: str) -> None:
-    # The router forwards every source of the group ((*,G) routes); the receiver behind it
-    # still gets only the source it joined: the filter is its own kernel's.
-    net = routed
-    net.build("routers r1\nhosts s1 s2 rx\nnet 1 s1 s2 r1\nnet 2 r1 rx\n")
-    group, port = SSM[family], 7304
-    a1 = net["s1"].address(1, family)
-    with net["rx"].entered():
-        rx = await aiomcast.open_receiver(group, port, interface="n2", sources=[a1])
-    s1, s2 = await senders(net, group, port, ttl=8)
-    async with rx, s1, s2:
-        await origins(rx, s1, s2, "warm up")  # the router installs its routes
-        assert await origins(rx, s1, s2, "routed") == {"s1"}
-
-
-ROUTED_BY_SOURCE = """
-routers r1
-hosts s1 s2 rx
-net 1 s1 s2 r1
-net 2 r1 rx
-route r1 from 1 to 2 group {ssm} source s1
-route r1 from 1 to 2 group {asm}
-"""
-
-
-@pytest.mark.asyncio
-async def test_router_routes_by_source(routed: lab.Lab, family: str) -> None:
-    # A router with an (S,G) route forwards that source's datagrams for the group and no
-    # other source's, though the receiver behind it asks for both; a (*,G) route beside it
-    # forwards every source of its own group. Routes are the router's, so this is the router
-    # deciding, not the receiver's kernel.
-    net = routed
-    asm = ASM[family]
-    net.build(ROUTED_BY_SOURCE.format(ssm=SSM[family], asm=asm))
-    port = 7305
-    a1, a2 = net["s1"].address(1, family), net["s2"].address(1, family)
-    with net["rx"].entered():
-        rx = await aiomcast.open_receiver(SSM[family], port, interface="n2", sources=[a1, a2])
-        any_source = await aiomcast.open_receiver(asm, port + 1, interface="n2")
-    s1, s2 = await senders(net, SSM[family], port, ttl=8)
-    t1, t2 = await senders(net, asm, port + 1, ttl=8)
-    async with rx, any_source, s1, s2, t1, t2:
-        await origins(rx, s1, s2, "warm up")
-        await origins(any_source, t1, t2, "warm up")
-        assert await origins(rx, s1, s2, "by source") == {"s1"}
-        assert await origins(any_source, t1, t2, "any source") == {"s1", "s2"}
-
-
 # -- the command line --------------------------------------------------------------------------
 
 
@@ -479,135 +301,3 @@ def test_listen_source_over_loopback() -> None:
         LOOPBACK_V4.address,
         b"ssm",
     )
-
-
-def test_listen_source_and_block_in_the_lab(three: lab.Lab, family: str) -> None:
-    # `listen --source S1` hears only s1; `listen --block S2` hears everyone but s2.
-    a1, a2 = three["s1"].address(1, family), three["s2"].address(1, family)
-    for group, flag, address, expect in (
-        (SSM[family], "--source", a1, {a1}),
-        (ASM[family], "--block", a2, {a1}),
-    ):
-        port = "7305"
-        listen = three["rx"].command(
-            *AIOMCAST, "listen", group, port, "-i", "n1", flag, address, "--json", "--idle", "1"
-        )
-        with background(listen, ready="joined") as rx:
-            word = "from" if flag == "--source" else "blocking"
-            assert rx.ready_line == f"joined {group} on n1 {word} {address}\n"
-            for name in ("s1", "s2"):
-                sent = run(
-                    three[name].command(
-                        *AIOMCAST, "send", group, port, "-i", "n1", "--count", "2", "--rate", "50"
-                    )
-                )
-                assert sent.returncode == 0, sent
-            got = rx.finish(timeout=10)
-        assert got.returncode == 0, got
-        sources = [json.loads(line)["source"] for line in got.out_lines]
-        assert len(sources) == 2, got.stdout
-        assert set(sources) == expect
-
-
-# -- ssmping / ssmpingd (Debian ssmping) -------------------------------------------------------
-
-#: The groups ssmpingd answers on (ssmping(1)).
-SSMPING_GROUPS = {"ipv4": "232.43.211.234", "ipv6": "ff3e::4321:1234"}
-
-
-@pytest.fixture
-def pair() -> Iterator[lab.Lab]:
-    require_root("the ssmping tests")
-    if shutil.which("ssmpingd") is None or shutil.which("ssmping") is None:
-        pytest.fail("ssmping is not installed (Debian package ssmping)")
-    with lab.Lab() as net:
-        net.build("hosts q r\nnet 1 q r\n")
-        yield net
-
-
-@pytest.fixture
-def ssmpingd(pair: lab.Lab) -> Iterator[lab.Lab]:
-    """ssmpingd running in host ``r`` of the pair."""
-    daemon = subprocess.Popen(
-        pair["r"].command("ssmpingd"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        yield pair
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.communicate(timeout=5)
-
-
-@pytest.mark.asyncio
-async def test_ssmpingd_replies_reach_an_aiomcast_ssm_receiver(
-    ssmpingd: lab.Lab, family: str
-) -> None:
-    # ssmpingd (host r) answers a unicast query on port 4321 twice: unicast to the querier,
-    # and multicast to its SSM group on the querier's port. An aiomcast receiver in q, bound
-    # to the group and joined to (r, group), gets the multicast answer; one joined to another
-    # source does not. The query is ssmping's: "Q" then the payload ssmpingd echoes as "A".
-    q, r = ssmpingd["q"], ssmpingd["r"]
-    group, responder = SSMPING_GROUPS[family], r.address(1, family)
-    port = 7306
-    with q.entered():
-        rx = await aiomcast.open_receiver(
-            group, port, interface="n1", sources=[responder], bind_address=group
-        )
-        stranger = await aiomcast.open_receiver(
-            group, port, interface="n1", sources=[OTHERS[family][0]], bind_address=group
-        )
-        querier = socket.socket(
-            socket.AF_INET if family == "ipv4" else socket.AF_INET6, socket.SOCK_DGRAM
-        )
-    with querier:
-        querier.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        querier.bind(("0.0.0.0" if family == "ipv4" else "::", port))
-        async with rx, stranger:
-            got: list[aiomcast.Datagram] = []
-            for attempt in range(10):  # until ssmpingd listens
-                querier.sendto(b"Q aiomcast %d" % attempt, (responder, 4321))
-                got = await collect(rx, 1, 0.3)
-                if got:
-                    break
-            assert [(d.source, d.source_port) for d in got] == [(responder, 4321)]
-            assert got[0].payload.startswith(b"A aiomcast ")
-            assert not await collect(stranger, 1, 0.2)
-
-
-@pytest.mark.asyncio
-async def test_ssmping_gets_multicast_replies_from_an_aiomcast_responder(
-    pair: lab.Lab, family: str
-) -> None:
-    # aiomcast as the responder (host r): it answers each query like ssmpingd, unicast and to
-    # the SSM group, from port 4321. ssmping (host q) joins (r, group) and reports both.
-    q, r = pair["q"], pair["r"]
-    group, responder = SSMPING_GROUPS[family], r.address(1, family)
-    with r.entered():
-        ep = await aiomcast.open_endpoint(
-            None, 4321, family=family, interface="n1", ttl=64, transport="loop"
-        )
-
-    async def answer() -> None:
-        async for query in ep:
-            if not query.payload.startswith(b"Q"):
-                continue
-            reply = b"A" + query.payload[1:]
-            # The unicast answer goes through the socket (aiomcast sends to groups only).
-            ep.socket.sendto(reply, (query.source, query.source_port))
-            await ep.send(reply, group, query.source_port)
-
-    async with ep:
-        task = asyncio.create_task(answer())
-        try:
-            flag = "-4" if family == "ipv4" else "-6"
-            argv = q.command("ssmping", flag, "-c", "2", responder)
-            result = await asyncio.to_thread(
-                subprocess.run, argv, capture_output=True, text=True, timeout=15, check=False
-            )
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    assert result.returncode == 0, result
-    assert f"multicast from {responder}, seq=1" in result.stdout, result.stdout
-    assert f"multicast from {responder}, seq=2" in result.stdout, result.stdout
-    assert f"unicast from {responder}, seq=1" in result.stdout, result.stdout

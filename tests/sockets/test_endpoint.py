@@ -22,7 +22,6 @@ from tests.helpers import (
     member,
     nothing_arrives,
     received_ttl,
-    require_root,
     ttl_probe,
 )
 
@@ -266,10 +265,10 @@ async def test_join_twice_and_leave_unjoined_are_clear_errors(link: Link) -> Non
             assert [d.payload for d in await collect(rx, 1)] == [b"usable"]
 
 
+@pytest.mark.root("a second multicast interface (the veth pair)")
 async def test_membership_is_per_group_and_interface(link: Link, local_veth: object) -> None:
     # seed S4, S5: a membership is a (group, interface) pair; one group on two interfaces is two
     # memberships, left one at a time.
-    require_root("a second multicast interface (the veth pair)")
     assert isinstance(local_veth, LinkPair)
     second = local_veth.peer_name
     first = link.interface

@@ -17,11 +17,9 @@ import aiomcast
 from aiomcast.testing import lab
 from tests.helpers import (
     Link,
-    LinkPair,
     collect,
     nothing_arrives,
     received_ttl,
-    require_root,
     start_capture,
     stop_capture,
     ttl_probe,
@@ -49,7 +47,6 @@ class Star:
 
 @pytest.fixture
 def star(family: str) -> Iterator[Star]:
-    require_root("multi-host tests")
     with lab.Lab() as net:
         yield Star(net, family)
 
@@ -236,7 +233,7 @@ async def test_leaving_stops_delivery_from_another_host(star: Star) -> None:
 async def test_expanding_ring_search_finds_a_responder_on_the_next_host(star: Star) -> None:
     # seed S10: start at TTL 0 and raise it until a reply arrives. On this kernel TTL 0 already
     # crosses a veth pair (see the TTL-0 test), so the search starts at the first TTL that is
-    # meant to leave the host here; tests/test_lab.py proves the ring across routers.
+    # meant to leave the host here; tests/lab/test_lab.py proves the ring across routers.
     with star.b.entered():
         responder = await aiomcast.open_endpoint(star.group, 47004, interface="veth0")
     with star.a.entered():
@@ -278,48 +275,6 @@ async def test_expanding_ring_search_reports_no_responder(star: Star) -> None:
         assert (result.tried, result.ignored) == ((0, 1, 2), 2)
     else:
         assert (result.tried, result.ignored) == ((1, 2), 2)
-
-
-async def test_expanding_ring_search_on_one_host_stops_at_ttl_zero(
-    family: str, local_veth: object
-) -> None:
-    # seed S8 + S10: a responder on the same host answers the TTL-0 query. IPv4 host scope
-    # runs over lo, so both join there; IPv6 uses an interface-local group.
-    if family == "ipv4":
-        group, where = "239.1.2.3", "lo"
-    else:
-        require_root("IPv6 needs the veth pair")
-        assert isinstance(local_veth, LinkPair)
-        group, where = "ff11::1:2:3", local_veth.ipv6.interface
-    async with (
-        aiomcast.open_endpoint(group, 0, interface=where) as responder,
-        aiomcast.open_endpoint(group, responder.port, interface=where) as searcher,
-    ):
-
-        async def answer() -> None:
-            async for query in responder:
-                if query.payload == b"ping":
-                    await responder.send(b"pong")
-
-        task = asyncio.create_task(answer())
-        try:
-            result = await aiomcast.expanding_ring_search(
-                searcher, b"ping", wait=0.5, accept=lambda d: d.payload == b"pong"
-            )
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    assert (result.ttl, result.tried) == (0, (0,))
-
-
-async def test_bad_ring_search_arguments(link: Link) -> None:
-    async with aiomcast.open_endpoint(link.group, 0, interface=link.interface) as ep:
-        with pytest.raises(aiomcast.InvalidArgumentError, match="wait"):
-            await aiomcast.expanding_ring_search(ep, b"q", wait=0)
-        with pytest.raises(aiomcast.InvalidTTLError, match="300"):
-            await aiomcast.expanding_ring_search(ep, b"q", ttls=[1, 300])
-        with pytest.raises(aiomcast.InvalidArgumentError, match="empty"):
-            await aiomcast.expanding_ring_search(ep, b"q", ttls=[])
 
 
 async def test_send_error_is_a_kernel_error_not_silence(netlab: lab.Lab, family: str) -> None:

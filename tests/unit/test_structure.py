@@ -1,4 +1,5 @@
-"""The package's shape: no import circle between its modules, and modules of a readable size.
+"""The package's shape: no import circle between its modules, and modules of a readable size;
+the suite's shape: tests grouped by kind, the root marker applied from the grouping.
 
 Imports are read from the source (ast), wherever they stand: at the top, inside functions, and
 under ``if TYPE_CHECKING:`` too, since a circle of annotations is still a circle for a reader.
@@ -8,10 +9,13 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import socket
+import subprocess
+import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "aiomcast"
 
 
@@ -107,3 +111,40 @@ def test_the_endpoints_never_ask_which_transport_they_have() -> None:
     named = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     named |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert not named & {"FastDatagramTransport", "LoopTransport", "DatagramTransport"}
+
+
+def test_tests_are_grouped_by_kind() -> None:
+    # Every test module sits in one group: unit (no socket), sockets (real sockets on one
+    # host), lab (namespaces, links and routers) or tools (peer programs).
+    tests = ROOT / "tests"
+    assert not sorted(tests.glob("test_*.py"))
+    groups = {path.name for path in tests.iterdir() if (path / "__init__.py").exists()}
+    assert groups == {"unit", "sockets", "lab", "tools"}
+
+
+def test_unit_tests_open_no_socket() -> None:
+    with pytest.raises(AssertionError, match="unit tests open no socket"):
+        socket.socket()
+
+
+def test_the_root_marker_follows_the_grouping() -> None:
+    # Collected, not run: every lab and tool test carries the root marker, no unit test does.
+    def collected(marker: str, *paths: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", marker, *paths],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode in (0, 5), done.stdout + done.stderr  # 5: nothing selected
+        return [line for line in done.stdout.splitlines() if "::" in line]
+
+    assert collected("not root", "tests/lab", "tests/tools") == []
+    assert len(collected("root", "tests/lab", "tests/tools")) > 100
+    assert collected("root", "tests/unit") == []
+    sockets = collected("root", "tests/sockets")
+    assert any("[ipv6" in node or "-ipv6" in node for node in sockets)
+    assert not any(
+        "ipv4-lo" in node and "test_bad_ring_search_arguments" in node for node in sockets
+    )
