@@ -1,4 +1,5 @@
-"""Output of the aiomcast benchmarks: results.json (every raw number), results.md, delivered.png.
+"""Output of the aiomcast benchmarks: results.json (every raw number), results.md, delivered.png,
+summary.png (the README's chart).
 
 run.py calls ``write_all``; ``python benchmarks/report.py DIR`` redraws the table and the plot
 from DIR/results.json without measuring again.
@@ -32,6 +33,8 @@ def write_all(results: dict[str, Any], out: Path) -> dict[str, Path]:
     plot_note = plot(results, plot_path)
     if plot_note is None:
         paths["plot"] = plot_path
+        paths["summary"] = out / "summary.png"
+        summary_plot(results, paths["summary"])
     paths["markdown"].write_text(markdown(results, plot_note))
     return paths
 
@@ -790,6 +793,56 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return None
+
+
+#: The rows of the summary chart (the README's): the peers a user would pick instead, and
+#: aiomcast's own, receive and send.
+SUMMARY_RECEIVERS = (
+    STDLIB,
+    UVLOOP,
+    "trio-socket",
+    C_RECEIVER,
+    PER_DATAGRAM,
+    BATCHES,
+    "trio-aiomcast",
+)
+SUMMARY_SENDERS = ("asyncio-sendto", UVLOOP_SENDTO, SEND_SENDER, NO_GSO_SENDER, GSO_SENDER)
+
+
+def summary_plot(results: dict[str, Any], path: Path) -> None:
+    """One small chart: loss-free receive rates and unpaced send rates, with date and machine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = results.get("summary", {})
+    receivers = [name for name in SUMMARY_RECEIVERS if summary.get(name, {}).get("loss_free_rate")]
+    received = [summary[name]["loss_free_rate"] / 1e3 for name in receivers]
+    senders = [row for row in results["senders"] if row["sender"] in SUMMARY_SENDERS]
+    sent = [float((row.get("own") or row)["rate"]) / 1e3 for row in senders]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for axis, names, rates, title in (
+        (left, receivers, received, "receive: loss-free rate"),
+        (right, [row["sender"] for row in senders], sent, "send: unpaced rate"),
+    ):
+        colors = ["tab:blue" if _is_aiomcast(name) else "tab:gray" for name in names]
+        axis.barh(names, rates, color=colors)
+        for y, rate in enumerate(rates):
+            axis.text(rate, y, f" {rate:,.0f}k", va="center", fontsize="small")
+        axis.invert_yaxis()
+        axis.set_xlim(right=max(rates, default=1.0) * 1.25)
+        axis.set_title(title)
+        axis.set_xlabel("thousand 64-byte datagrams/s")
+        axis.grid(True, axis="x", alpha=0.3)
+    meta = results["meta"]
+    machine = (
+        f"{meta['cpus']} x {meta['cpu_model']}, Linux {meta['kernel']}, Python {meta['python']}"
+    )
+    figure.suptitle(f"aiomcast, {meta['date'][:10]}: {machine}", fontsize="medium")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def _plot_senders(axis: Any, rows: list[dict[str, Any]]) -> None:
