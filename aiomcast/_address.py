@@ -345,17 +345,17 @@ class Group:
 
     @property
     def is_transient(self) -> bool:
-        """IPv6 T flag: a dynamically assigned (not well-known) group."""
+        """Whether the IPv6 T flag is set (a dynamically assigned, not well-known, group)."""
         return bool(self.flags & 0x1)
 
     @property
     def is_prefix_based(self) -> bool:
-        """IPv6 P flag: a unicast-prefix-based group (RFC 3306)."""
+        """Whether the IPv6 P flag is set (a unicast-prefix-based group, RFC 3306)."""
         return bool(self.flags & 0x2)
 
     @property
     def has_embedded_rp(self) -> bool:
-        """IPv6 R flag: the rendezvous point address is embedded (RFC 3956)."""
+        """Whether the IPv6 R flag is set (the rendezvous point address is embedded, RFC 3956)."""
         return bool(self.flags & 0x4)
 
     @property
@@ -369,7 +369,7 @@ class Group:
 
     @property
     def is_link_local(self) -> bool:
-        """True when routers never forward the group (S11: 224.0.0.0/24, ff01::/16, ff02::/16)."""
+        """Whether routers never forward the group (S11); 224.0.0.0/24, ff01::/16, ff02::/16."""
         return self.scope <= AddressScope.LINK_LOCAL
 
     @property

@@ -50,7 +50,7 @@ class Metadata(enum.Flag):
     Each flag fills a field of Datagram that is None otherwise.
     """
 
-    #: Nothing (the default): the fast path reads no control messages.
+    #: No metadata (the default); the fast path reads no control messages.
     NONE = 0
     #: The destination group the datagram was sent to (``Datagram.group``).
     GROUP = enum.auto()

@@ -399,7 +399,7 @@ class InterfaceWatcher:
 
     @property
     def mode(self) -> Literal["netlink", "polling"]:
-        """How changes are noticed, "netlink" (kernel notifications) or "polling" (periodic reads)."""
+        """How changes are noticed ("netlink" notifications, or "polling" the list)."""
         return "netlink" if self._interval is None else "polling"
 
     @property
