@@ -14,24 +14,18 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
 
 from ._address import Family, Group, TTLScope, max_payload, validate_port, validate_ttl
 from ._endpoint import Receiver
 from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
+from ._measure import FORMATS, Measurement
 from ._metadata import Metadata
 from ._open import open_receiver, open_sender
 from ._run import run
-from ._sequence import (
-    IPERF2_HEADER,
-    SequenceTracker,
-    pack_iperf2,
-    pack_sequence,
-    unpack_iperf2,
-    unpack_sequence,
-)
+from ._sequence import IPERF2_HEADER, pack_iperf2, pack_sequence
 from ._types import Datagram
 from ._watch import InterfaceWatcher, JoinResult
 
@@ -119,13 +113,28 @@ def _build_parser() -> _Parser:
     p.add_argument("--queue", type=_count, default=65536, help="receive queue bound")
     p.add_argument(
         "--format",
-        choices=["aiomcast", "iperf2"],
-        default="aiomcast",
-        help="sequence numbers for --stats: aiomcast's (send --size) or iperf2's UDP header",
+        choices=FORMATS,
+        default="auto",
+        help="how --stats and --interval read sequence numbers: auto (aiomcast's marked test "
+        "payloads and iperf2's UDP header, told apart per datagram; the rest is counted as "
+        "unnumbered), aiomcast (the 64-bit number at the start of any payload), iperf2",
+    )
+    p.add_argument(
+        "--interval",
+        type=_positive_float,
+        metavar="S",
+        help="every S seconds, a report of that interval: datagrams, bytes, Mbit/s, lost, out "
+        "of order, duplicates, jitter (JSON lines with --json)",
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per datagram")
-    out.add_argument("--stats", action="store_true", help="one JSON summary at the end")
+    out.add_argument(
+        "--stats",
+        action="store_true",
+        help="one JSON summary at the end; with sends that carry their send time (send "
+        "--timestamps, iperf2) it has jitter and one-way latency, which is right only when "
+        "sender and receiver share a clock (namespaces of one host, or hosts synced by PTP)",
+    )
 
     p = sub.add_parser("send", help="send datagrams to a group")
     p.add_argument("group")
@@ -219,20 +228,96 @@ async def _report_changes(watcher: InterfaceWatcher) -> None:
         print(f"interface change: {change}", file=sys.stderr, flush=True)
 
 
+def _on_stop(callback: Callable[[], object]) -> None:
+    """Call ``callback`` on SIGINT and SIGTERM (where the loop can take signals)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, callback)
+
+
+class _Printer:
+    """What ``listen`` prints for each batch of datagrams, in its output mode."""
+
+    def __init__(self, args: argparse.Namespace, group: Group, port: int) -> None:
+        self.args = args
+        self.target = f"{_host(str(group))}:{port}"
+        self.known_group: str | None = None
+        self.iface_name: str | None = None
+
+    def write(self, batch: list[Datagram]) -> None:
+        if self.args.json:
+            lines = [
+                json.dumps(
+                    {
+                        "source": d.source,
+                        "source_port": d.source_port,
+                        "group": d.group or self.known_group,
+                        "interface": d.interface or self.iface_name,
+                        "ttl": d.ttl,
+                        "timestamp_ns": d.timestamp_ns,
+                        "size": len(d.payload),
+                        "payload": d.payload.hex(),
+                    },
+                    separators=(", ", ": "),
+                )
+                for d in batch
+            ]
+        else:
+            lines = [
+                f"{_host(d.source)}:{d.source_port} -> {self.target} "
+                f"{len(d.payload)} bytes {_payload_text(d.payload)}"
+                for d in batch
+            ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+
+
+def _host(address: str) -> str:
+    """An address as it goes before ``:port``: IPv6 in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
+class _Status:
+    """A live status line on stderr while stderr is a terminal: rate, loss so far, elapsed."""
+
+    def __init__(self, measurement: Measurement | None, rx: Receiver) -> None:
+        self.measurement, self.rx = measurement, rx
+        self.loop = asyncio.get_running_loop()
+        self.started = self.loop.time()
+        self.last = (self.started, 0)
+        self.handle: asyncio.TimerHandle | None = None
+        if sys.stderr.isatty():
+            self.handle = self.loop.call_later(1.0, self.tick)
+
+    def tick(self) -> None:
+        now = self.loop.time()
+        received = self.rx.stats.received
+        rate = (received - self.last[1]) / max(now - self.last[0], 1e-9)
+        self.last = (now, received)
+        lost = ""
+        if self.measurement is not None and self.measurement.flows:
+            lost = f", lost {self.measurement.totals()['gaps']}"
+        sys.stderr.write(
+            f"\r{received} datagrams, {rate:,.0f}/s{lost}, {now - self.started:.0f} s \x1b[K"
+        )
+        sys.stderr.flush()
+        self.handle = self.loop.call_later(1.0, self.tick)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            sys.stderr.write("\n")
+
+
 async def _listen(args: argparse.Namespace) -> int:
     group = Group(args.group)
     port = validate_port(args.port, allow_zero=False)
     iface = resolve_interface(args.interface, group.family) if args.interface else None
     if args.queue < 1:
         raise InvalidArgumentError(f"--queue {args.queue} must be at least 1", value=args.queue)
-    stop = _stop_event()
-    tracker = SequenceTracker()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    first: float | None = None
-    last: float | None = None
-    count = 0
-    finals = 0
+    if args.all_interfaces and iface is not None:
+        raise InvalidArgumentError("give --interface or --all-interfaces, not both", value=None)
     # Bound to the group address, the socket receives only datagrams sent to the group, so
     # "group" in --json is known, not guessed. Membership on one interface (with
     # IP_MULTICAST_ALL off) makes "interface" known too.
@@ -240,8 +325,9 @@ async def _listen(args: argparse.Namespace) -> int:
     # socket binds the wildcard address and "group" stays null (not known for certain).
     needs_scope = group.family is Family.IPV6 and group.is_link_local
     bound_group = None if needs_scope and iface is None and group.zone is None else str(group)
-    if args.all_interfaces and iface is not None:
-        raise InvalidArgumentError("give --interface or --all-interfaces, not both", value=None)
+    measuring = args.stats or args.interval is not None
+    measurement = Measurement(args.format) if measuring else None
+    printer = None if measuring else _Printer(args, group, port)
     async with open_receiver(
         None if args.all_interfaces else group,
         port,
@@ -252,7 +338,7 @@ async def _listen(args: argparse.Namespace) -> int:
         queue_size=args.queue,
         receive_buffer=8 << 20,  # absorbs bursts; granted past rmem_max where permitted
         # --json reports what the kernel saw: destination group, ingress interface, TTL.
-        metadata=_JSON_METADATA if args.json else None,
+        metadata=_JSON_METADATA if printer is not None and args.json else None,
     ) as rx:
         if args.all_interfaces:
             _join_everywhere(rx, group, args)
@@ -264,90 +350,102 @@ async def _listen(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if printer is not None:
+            printer.iface_name = iface.name if iface is not None else None
+            printer.known_group = str(group.address) if bound_group is not None else None
         reporter = (
             asyncio.ensure_future(_report_changes(rx.follow_interfaces())) if args.follow else None
         )
-        iface_name = iface.name if iface is not None else None
-        known_group = str(group.address) if bound_group is not None else None
-        stopper = asyncio.ensure_future(stop.wait())
+        status = _Status(measurement, rx)
         try:
-            while not args.count or count < args.count:
-                now = loop.time()
-                deadlines = []
-                if args.duration is not None:
-                    deadlines.append(started + args.duration - now)
-                if args.idle is not None and last is not None:
-                    deadlines.append(last + args.idle - now)
-                timeout = min(deadlines) if deadlines else None
-                if timeout is not None and timeout <= 0:
-                    break
-                receiving = asyncio.ensure_future(rx.receive())
-                done, _ = await asyncio.wait(
-                    {receiving, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receiving not in done:
-                    receiving.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await receiving
-                    if receiving.cancelled():
-                        break
-                datagram: Datagram = receiving.result()
-                last = loop.time()
-                if first is None:
-                    first = last
-                count += 1
-                if args.stats:
-                    if args.format == "iperf2":
-                        number, final = unpack_iperf2(datagram.payload)
-                        if final:
-                            finals += 1
-                        else:
-                            tracker.add(number)
-                    else:
-                        tracker.add(unpack_sequence(datagram.payload))
-                elif args.json:
-                    _emit(
-                        {
-                            "source": datagram.source,
-                            "source_port": datagram.source_port,
-                            "group": datagram.group or known_group,
-                            "interface": datagram.interface or iface_name,
-                            "ttl": datagram.ttl,
-                            "timestamp_ns": datagram.timestamp_ns,
-                            "size": len(datagram.payload),
-                            "payload": datagram.payload.hex(),
-                        }
-                    )
-                else:
-                    print(
-                        f"{datagram.source}:{datagram.source_port} -> {group}:{port} "
-                        f"{len(datagram.payload)} bytes {_payload_text(datagram.payload)}",
-                        flush=True,
-                    )
+            first, last = await _consume(rx, args, measurement, printer)
         finally:
-            stopper.cancel()
+            status.close()
             if reporter is not None:
                 reporter.cancel()
         stats = rx.stats
-    if args.stats:
-        elapsed = (last - first) if first is not None and last is not None else 0.0
+    if args.stats and measurement is not None:
+        elapsed = last - first if first is not None and last is not None else 0.0
+        count = measurement.datagrams
         _emit(
             {
-                "received": stats.delivered,
-                "bytes": stats.received_bytes,
+                **measurement.totals(),
+                # Not received by aiomcast at all: dropped from its queue (a slow consumer)
+                # and by this host's kernel (socket buffer full); part of "gaps", not lost
+                # on the network.
                 "dropped": stats.dropped,
-                # Dropped by this host's kernel (socket buffer full): part of "gaps", but
-                # not lost on the network.
                 "kernel_dropped": stats.kernel_dropped,
-                "gaps": tracker.gaps,
-                "duplicates": tracker.duplicates,
-                "reordered": tracker.reordered,
-                **({"final": finals} if args.format == "iperf2" else {}),
                 "elapsed": round(elapsed, 6),
                 "pps": round((count - 1) / elapsed, 1) if elapsed > 0 else 0.0,
             }
         )
     return EXIT_OK
+
+
+async def _consume(
+    rx: Receiver,
+    args: argparse.Namespace,
+    measurement: Measurement | None,
+    printer: _Printer | None,
+) -> tuple[float | None, float | None]:
+    """Read batches until --count, --duration, --idle or a signal.
+
+    Returns the loop times of the first and the last datagram.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    end = started + args.duration if args.duration is not None else None
+    first: float | None = None
+    last: float | None = None
+    count = 0
+    ticker: asyncio.TimerHandle | None = None
+    if measurement is not None and args.interval is not None:
+        interval = args.interval
+
+        def report() -> None:
+            nonlocal ticker
+            _emit_interval(measurement.interval(), json_lines=args.json)
+            ticker = loop.call_later(interval, report)
+
+        ticker = loop.call_later(interval, report)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(end) as scope:
+            _on_stop(lambda: scope.reschedule(loop.time()))
+            async for batch in rx.batches():
+                if args.count and count + len(batch) > args.count:
+                    batch = batch[: args.count - count]
+                last = loop.time()
+                if first is None:
+                    first = last
+                count += len(batch)
+                if measurement is not None:
+                    measurement.add(batch, time.time_ns())
+                elif printer is not None:
+                    printer.write(batch)
+                if args.count and count >= args.count:
+                    break
+                if args.idle is not None:
+                    idle_end = last + args.idle
+                    scope.reschedule(idle_end if end is None else min(end, idle_end))
+    if ticker is not None:
+        ticker.cancel()
+        if measurement is not None and measurement.unreported:
+            _emit_interval(measurement.interval(), json_lines=args.json)
+    return first, last
+
+
+def _emit_interval(report: dict[str, Any], *, json_lines: bool) -> None:
+    if json_lines:
+        _emit({"interval": report})
+        return
+    jitter = report["jitter_ms"]
+    print(
+        f"{report['start']:7.2f}-{report['end']:<7.2f} s  {report['datagrams']:>9} datagrams  "
+        f"{report['bytes']:>11} bytes  {report['mbps']:9.3f} Mbit/s  lost {report['lost']}  "
+        f"out of order {report['out_of_order']}  duplicates {report['duplicates']}  "
+        f"jitter {'-' if jitter is None else f'{jitter:.3f} ms'}",
+        flush=True,
+    )
 
 
 def _payload(args: argparse.Namespace, index: int, message: bytes) -> bytes:

@@ -36,11 +36,15 @@ JSON_KEYS = {
 STATS_KEYS = {
     "received",
     "bytes",
+    "unnumbered",
+    "senders",
     "dropped",
     "kernel_dropped",
     "gaps",
     "duplicates",
     "reordered",
+    "late",
+    "jitter_ms",
     "elapsed",
     "pps",
 }

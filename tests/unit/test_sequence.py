@@ -15,8 +15,15 @@ from typing import NamedTuple
 
 import pytest
 
-from aiomcast import SequenceTracker, pack_sequence, unpack_sequence
-from aiomcast._sequence import SEQUENCE_HEADER
+from aiomcast import InvalidArgumentError, SequenceTracker, pack_sequence, unpack_sequence
+from aiomcast._sequence import (
+    IPERF2_HEADER,
+    SEQUENCE_HEADER,
+    pack_iperf2,
+    pack_timestamped,
+    read_iperf2,
+    read_marked,
+)
 
 
 class Counts(NamedTuple):
@@ -125,7 +132,8 @@ def test_memory_is_bounded_by_the_window(window: int, stream: list[int | None]) 
     tracker = SequenceTracker(window=window)
     for sequence in stream:
         tracker.add(sequence)
-        assert len(tracker._missing) <= window, (sequence, sorted(tracker._missing))
+        assert tracker.missing <= window, sequence
+        assert tracker.holes <= tracker.max_holes, sequence
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -153,7 +161,9 @@ PACK: list[tuple[int, int, bytes]] = [
     (0, 8, bytes(8)),
     (1, 8, b"\x00\x00\x00\x00\x00\x00\x00\x01"),
     (258, 10, b"\x00\x00\x00\x00\x00\x00\x01\x02\x00\x00"),
-    (1, 12, b"\x00\x00\x00\x00\x00\x00\x00\x01" + bytes(4)),
+    (1, 11, b"\x00\x00\x00\x00\x00\x00\x00\x01" + bytes(3)),  # too short for the marker
+    (1, 12, b"\x00\x00\x00\x00\x00\x00\x00\x01amc\x00"),
+    (1, 14, b"\x00\x00\x00\x00\x00\x00\x00\x01amc\x00" + bytes(2)),
     (2**64 - 1, 8, b"\xff" * 8),
     (2**56, 9, b"\x01" + bytes(7) + b"\x00"),
     (5, 0, b"\x00\x00\x00\x00\x00\x00\x00\x05"),  # at least the 8-byte header
@@ -197,3 +207,170 @@ def test_unpacked_payloads_feed_the_tracker() -> None:
     for payload in [pack_sequence(0, 16), b"short", pack_sequence(2, 16), pack_sequence(1, 8)]:
         tracker.add(unpack_sequence(payload))
     assert counts(tracker) == Counts(3, reordered=1, unnumbered=1)
+
+
+class Reference:
+    """The tracker's rules, one number at a time (a set of missing numbers): slow and plain."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.first: int | None = None
+        self.highest: int | None = None
+        self.missing: set[int] = set()
+        self.expired = 0
+        self.unique = self.duplicates = self.reordered = self.late = 0
+
+    def add(self, n: int) -> None:
+        if self.first is None or self.highest is None:
+            self.first = self.highest = n
+            self.unique = 1
+        elif n > self.highest:
+            self.missing |= set(range(self.highest + 1, n))
+            self.highest = n
+            self.unique += 1
+        elif n in self.missing:
+            self.missing.discard(n)
+            self.unique += 1
+            self.reordered += 1
+        elif n < self.highest - self.window:
+            self.late += 1
+        elif n < self.first:
+            self.missing |= set(range(n + 1, self.first))
+            self.first = n
+            self.unique += 1
+            self.reordered += 1
+        else:
+            self.duplicates += 1
+        assert self.highest is not None
+        old = {m for m in self.missing if m < self.highest - self.window}
+        self.missing -= old
+        self.expired += len(old)
+
+    def counts(self) -> Counts:
+        return Counts(
+            self.unique,
+            self.duplicates,
+            self.reordered,
+            self.late,
+            0,
+            len(self.missing) + self.expired,
+        )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_runs_count_what_one_by_one_counts(seed: int) -> None:
+    # Loss, reordering, duplicates, numbers going back past the first, jumps past the window:
+    # the runs of missing numbers give the counts of the plain model, number for number.
+    rng = random.Random(seed)
+    window = rng.choice([3, 10, 50, 200])
+    tracker, reference = SequenceTracker(window=window), Reference(window)
+    n = rng.randrange(100, 1000)
+    for _ in range(2000):
+        n = max(0, n + rng.choice([1, 1, 1, 1, 2, 3, -1, -2, -5, 0, window // 2, window + 7]))
+        tracker.add(n)
+        reference.add(n)
+        assert counts(tracker) == reference.counts(), n
+        assert tracker.missing == len(reference.missing)
+    assert (tracker.first, tracker.highest) == (reference.first, reference.highest)
+
+
+def _foreign(kind: str, count: int) -> list[int]:
+    rng = random.Random(kind)
+    if kind == "random-64-bit":
+        return [rng.getrandbits(64) for _ in range(count)]
+    if kind == "counter-in-high-32-bits":  # iperf2's and RTP's headers read as 64-bit numbers
+        return [(i << 32) | rng.getrandbits(32) for i in range(1, count + 1)]
+    if kind == "backwards":
+        return list(range(10**6, 10**6 - count, -1))
+    if kind == "duplicates":
+        return [7] * count
+    assert kind == "alternating-holes"
+    return [i * 2 + (i % 2) * 10**6 for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["random-64-bit", "counter-in-high-32-bits", "backwards", "duplicates", "alternating-holes"],
+)
+def test_foreign_numbers_keep_memory_bounded(kind: str) -> None:
+    # What foreign payloads look like to the tracker: whatever arrives, every number is
+    # counted once (unique, duplicate or late) and the runs kept stay within the bound.
+    tracker = SequenceTracker(window=65536, max_holes=256)
+    stream = _foreign(kind, 20_000)
+    for number in stream:
+        tracker.add(number)
+        assert tracker.holes <= 256
+        assert tracker.missing <= 65536
+    assert tracker.unique + tracker.duplicates + tracker.late == len(stream)
+
+
+def test_past_max_holes_the_oldest_runs_are_given_up() -> None:
+    # Every other number missing: 10 runs kept at most; the older ones become lost for good,
+    # and a late arrival of one of them counts as late, not reordered.
+    tracker = SequenceTracker(window=1000, max_holes=10)
+    for n in range(0, 100, 2):
+        tracker.add(n)
+    assert tracker.holes == 10
+    assert tracker.gaps == 49
+    assert tracker.missing == 10
+    tracker.add(1)
+    assert (tracker.late, tracker.reordered, tracker.duplicates) == (1, 0, 0)
+    tracker.add(97)
+    assert tracker.reordered == 1
+
+
+def test_max_holes_is_checked() -> None:
+    with pytest.raises(InvalidArgumentError, match="max_holes 0"):
+        SequenceTracker(max_holes=0)
+
+
+# -- telling test payloads from other traffic ---------------------------------------------------
+
+NOW = 1_780_000_000.0  # a time in 2026
+# (id, payload, what read_marked gives)
+MARKED: list[tuple[str, bytes, tuple[int, int | None] | None]] = [
+    ("pack_sequence", pack_sequence(9, 64), (9, None)),
+    ("timestamped", pack_timestamped(9, 64, 1234), (9, 1234)),
+    ("shortest-timestamped", pack_timestamped(2**64 - 1, 20, 5), (2**64 - 1, 5)),
+    ("too-short-for-the-marker", pack_sequence(9, 11), None),
+    ("random-bytes", bytes(range(64)), None),
+    ("iperf2", pack_iperf2(3, 64, NOW), None),
+    ("flag-without-room", pack_sequence(9, 12)[:11] + b"\x01" + bytes(4), (9, None)),
+]
+
+
+@pytest.mark.parametrize(("payload", "read"), [pytest.param(*r[1:], id=r[0]) for r in MARKED])
+def test_marked_payloads_are_told_from_other_traffic(
+    payload: bytes, read: tuple[int, int | None] | None
+) -> None:
+    assert read_marked(payload) == read
+
+
+# (id, payload, what read_iperf2 gives at NOW)
+IPERF2: list[tuple[str, bytes, tuple[int | None, int, bool] | None]] = [
+    ("data", pack_iperf2(7, 64, NOW + 0.25), (7, int(NOW) * 10**9 + 250_000_000, False)),
+    ("final", pack_iperf2(8, 64, NOW, final=True), (None, int(NOW) * 10**9, True)),
+    (
+        "clock-a-year-off",
+        pack_iperf2(7, 64, NOW - 365 * 86400),
+        (7, int(NOW - 365 * 86400) * 10**9, False),
+    ),
+    ("too-short", pack_iperf2(7, 64, NOW)[:15], None),
+    ("micros-out-of-range", IPERF2_HEADER.pack(7, int(NOW), 1_000_000, 0), None),
+    ("seconds-zero", IPERF2_HEADER.pack(7, 0, 5, 0), None),
+    ("upper-word-random", IPERF2_HEADER.pack(7, int(NOW), 5, 12345), None),
+    ("aiomcast-payload", pack_sequence(7, 64), None),
+]
+
+
+@pytest.mark.parametrize(("payload", "read"), [pytest.param(*r[1:], id=r[0]) for r in IPERF2])
+def test_iperf2_datagrams_are_told_from_other_traffic(
+    payload: bytes, read: tuple[int | None, int, bool] | None
+) -> None:
+    assert read_iperf2(payload, NOW) == read
+
+
+def test_random_payloads_are_almost_never_taken_for_iperf2() -> None:
+    rng = random.Random(3)
+    taken = sum(read_iperf2(rng.randbytes(64), NOW) is not None for _ in range(100_000))
+    assert taken == 0
