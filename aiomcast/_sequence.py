@@ -252,7 +252,7 @@ class SequenceTracker:
 
     @property
     def missing(self) -> int:
-        """Numbers missing within the window now: they may still arrive."""
+        """How many numbers are missing within the window; they may still arrive."""
         return self._missing
 
     @property
