@@ -68,10 +68,32 @@ def pack_sequence(sequence: int, size: int) -> bytes:
 
 
 def pack_timestamped(sequence: int, size: int, send_ns: int) -> bytes:
-    """A test payload of ``size`` bytes (at least 20) with its send time, in ns since the epoch."""
-    return TIMESTAMP_HEADER.pack(sequence, MARKER, TIMESTAMPED, send_ns) + bytes(
-        size - TIMESTAMP_HEADER.size
-    )
+    """A test payload of ``size`` bytes (at least 20) with its send time, in ns since the epoch.
+
+    The header is the sequence number, aiomcast's marker with the TIMESTAMPED flag, and the
+    send time (each big-endian); ``aiomcast listen`` reads one-way latency from it.
+
+    Raises:
+        InvalidArgumentError: ``sequence`` or ``send_ns`` is not in 0 to 2**64-1, or ``size``
+            is not in 20 to 65527.
+    """
+    for name, value in (("sequence", sequence), ("send_ns", send_ns)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+            raise InvalidArgumentError(
+                f"{name} {show(value)} is not an integer 0 to 2**64-1", value=value
+            )
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, int)
+        or not TIMESTAMP_HEADER.size <= size <= MAX_PAYLOAD_IPV6
+    ):
+        raise InvalidArgumentError(
+            f"size {show(size)} is not an integer {TIMESTAMP_HEADER.size} (the timestamped "
+            f"header) to {MAX_PAYLOAD_IPV6}",
+            value=size,
+        )
+    header = TIMESTAMP_HEADER.pack(sequence, MARKER, TIMESTAMPED, send_ns)
+    return header + bytes(size - TIMESTAMP_HEADER.size)
 
 
 def read_marked(payload: bytes) -> tuple[int, int | None] | None:

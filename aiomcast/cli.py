@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sys
 import time
@@ -19,13 +20,14 @@ from typing import Any, NoReturn, TextIO
 
 from ._address import Family, Group, TTLScope, max_payload, validate_port, validate_ttl
 from ._endpoint import Receiver
-from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
+from ._errors import AiomcastError, InterfaceError, InvalidArgumentError, KernelError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
 from ._measure import FORMATS, Measurement
 from ._metadata import Metadata
 from ._open import open_receiver, open_sender
 from ._run import run
-from ._sequence import IPERF2_HEADER, pack_iperf2, pack_sequence
+from ._sequence import IPERF2_HEADER, TIMESTAMP_HEADER, pack_iperf2
+from ._traffic import Pacer, Payloads
 from ._types import Datagram
 from ._watch import InterfaceWatcher, JoinResult
 
@@ -69,6 +71,13 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
     return value
 
 
@@ -148,9 +157,27 @@ def _build_parser() -> _Parser:
     p.add_argument("--no-loop", action="store_true", help="no copy to members on this host")
     p.add_argument("--count", "-c", type=_count, default=1, help="datagrams to send; 0: no end")
     p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
-    p.add_argument("--rate", type=float, default=100.0, help="datagrams per second; 0: flat out")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        help="datagrams per second (default 100); 0: as fast as the socket takes them, in "
+        "send_many batches (UDP GSO where the kernel has it)",
+    )
+    p.add_argument(
+        "--burst",
+        type=_positive_int,
+        metavar="N",
+        help="send N datagrams back to back at each pacing step (default 1; with --rate 0, "
+        "the datagrams per send_many call, default 64)",
+    )
     body = p.add_mutually_exclusive_group()
-    body.add_argument("--size", type=_count, help="payload bytes; starts with a 64-bit sequence")
+    body.add_argument(
+        "--size",
+        type=_count,
+        help="payload bytes; a test payload: a 64-bit sequence number, then (from 12 bytes) "
+        "aiomcast's marker, which listen --format auto recognises",
+    )
     body.add_argument("--message", help="payload text")
     p.add_argument(
         "--format",
@@ -159,21 +186,23 @@ def _build_parser() -> _Parser:
         help="iperf2: write iperf2's UDP header (sequence, send time) and a final datagram, "
         "so an iperf2 server reports loss and jitter",
     )
-    p.add_argument("--stats", action="store_true", help="one JSON summary at the end")
+    p.add_argument(
+        "--timestamps",
+        action="store_true",
+        help="put the send time in each test payload (size 20 or more, default 64) so that "
+        "listen --stats reports one-way latency; it is right only when sender and receiver "
+        "share a clock (namespaces of one host, or hosts synced by PTP)",
+    )
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="one JSON summary at the end: sent, bytes, errors, elapsed, pps, mbps",
+    )
 
     p = sub.add_parser("demo", help="show multicast working on this host, no set-up needed")
     p.add_argument("--interface", "-i", help="run on this interface, IPv4 and IPv6 (default lo)")
     p.add_argument("--count", "-c", type=_count, default=5, help="datagrams per family")
     return parser
-
-
-def _stop_event() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 def _emit(obj: object, stream: TextIO = sys.stdout) -> None:
@@ -448,94 +477,158 @@ def _emit_interval(report: dict[str, Any], *, json_lines: bool) -> None:
     )
 
 
-def _payload(args: argparse.Namespace, index: int, message: bytes) -> bytes:
+def _payloads(args: argparse.Namespace, family: Family) -> Payloads:
+    """The payload builder that --size, --message, --format and --timestamps ask for."""
+    limit = max_payload(family)
     if args.format == "iperf2":
-        return pack_iperf2(index + 1, args.size, time.time())
-    if args.size is not None:
-        return pack_sequence(index, args.size)
-    return message
+        if args.message is not None:
+            raise InvalidArgumentError("--format iperf2 sends sized datagrams, not --message")
+        if args.timestamps:
+            raise InvalidArgumentError(
+                "--timestamps writes aiomcast's header; iperf2's header carries its send time "
+                "already"
+            )
+        kind, smallest, what = "iperf2", IPERF2_HEADER.size, "iperf2's header"
+        size = 1470 if args.size is None else args.size  # iperf2's default UDP datagram size
+    elif args.timestamps:
+        if args.message is not None:
+            raise InvalidArgumentError("--timestamps sends sized datagrams, not --message")
+        kind, smallest, what = "timestamped", TIMESTAMP_HEADER.size, "the timestamped header"
+        size = 64 if args.size is None else args.size
+    elif args.size is not None:
+        kind, smallest, what, size = "aiomcast", 8, "the sequence header", args.size
+    else:
+        text = args.message if args.message is not None else "hello from aiomcast"
+        # Arguments that are not valid UTF-8 reach Python as surrogate escapes: send their bytes.
+        message = text.encode("utf-8", errors="surrogateescape")
+        if len(message) > limit:
+            raise InvalidArgumentError(
+                f"--message of {len(message)} bytes exceeds the {family.label} UDP limit "
+                f"of {limit}",
+                value=len(message),
+            )
+        return Payloads("message", 0, message)
+    if not smallest <= size <= limit:
+        raise InvalidArgumentError(
+            f"--size {size} must be {smallest} ({what}) to {limit} ({family.label} UDP limit)",
+            value=size,
+        )
+    return Payloads(kind, size)
+
+
+#: Consecutive refused sends after which ``send`` gives up (exit 1); fewer are counted.
+_MAX_ERRORS_IN_A_ROW = 100
 
 
 async def _send(args: argparse.Namespace) -> int:
     group = Group(args.group)
     port = validate_port(args.port, allow_zero=False)
     ttl = validate_ttl(args.scope if args.scope else (args.ttl if args.ttl is not None else 1))
-    if args.rate < 0 or args.rate != args.rate:
-        raise InvalidArgumentError(f"--rate {args.rate} must be 0 or more", value=args.rate)
-    limit = max_payload(group.family)
-    smallest = IPERF2_HEADER.size if args.format == "iperf2" else 8
-    if args.format == "iperf2" and args.message is not None:
-        raise InvalidArgumentError("--format iperf2 sends sized datagrams, not --message")
-    if args.format == "iperf2" and args.size is None:
-        args.size = 1470  # iperf2's default UDP datagram size
-    if args.size is not None and not smallest <= args.size <= limit:
+    if not (args.rate >= 0 and math.isfinite(args.rate)):
         raise InvalidArgumentError(
-            f"--size {args.size} must be {smallest} (the sequence header) to {limit} "
-            f"({group.family.label} UDP limit)",
-            value=args.size,
+            f"--rate {args.rate} must be a finite number, 0 or more", value=args.rate
         )
-    text = args.message if args.message is not None else "hello from aiomcast"
-    # Arguments that are not valid UTF-8 reach Python as surrogate escapes: send their bytes.
-    message = text.encode("utf-8", errors="surrogateescape")
-    if len(message) > limit:
-        raise InvalidArgumentError(
-            f"--message of {len(message)} bytes exceeds the {group.family.label} UDP limit "
-            f"of {limit}",
-            value=len(message),
-        )
-    stop = _stop_event()
+    payloads = _payloads(args, group.family)
+    # Unpaced, a burst is one send_many call; paced, datagrams leave in bursts of --burst.
+    burst = args.burst if args.burst else (64 if args.rate == 0 else 1)
+    chunk = max(burst, 64)  # the most one send_many call carries while catching up
+
     loop = asyncio.get_running_loop()
+    stopped = False
+    waiter: asyncio.Future[None] | None = None
+
+    def wake() -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        wake()
+
+    async def sleep_until(when: float) -> None:
+        nonlocal waiter
+        waiter = loop.create_future()
+        handle = loop.call_later(max(0.0, when - time.monotonic()), wake)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+
+    _on_stop(stop)
     async with open_sender(
         group, port, interface=args.interface, ttl=ttl, loopback=not args.no_loop
     ) as tx:
-        started = loop.time()
-        sent = 0
-        data_bytes = 0
-        while (not args.count or sent < args.count) and not stop.is_set():
-            now = loop.time()
-            if args.duration is not None and now - started >= args.duration:
+        send_many, make, count = tx.send_many, payloads.make, args.count
+        started = time.monotonic()
+        pacer = Pacer(args.rate, burst, started)
+        deadline = started + args.duration if args.duration is not None else math.inf
+        attempted = sent = data_bytes = errors_in_a_row = 0
+        next_yield = started
+        while not stopped and (not count or attempted < count):
+            now = time.monotonic()
+            if now >= deadline:
                 break
-            if args.rate > 0:
-                due = started + sent / args.rate
-                if due > now:
-                    delay = due - now
-                    if args.duration is not None:
-                        delay = min(delay, started + args.duration - now)
-                    # Wake at the due time, or at once on SIGINT / SIGTERM.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
-                    continue
-            # Everything due by now goes out in one send_many (UDP GSO / sendmmsg on the fast
-            # path), at most 64 at a time so the pacing stays smooth.
-            due_now = 64 if args.rate == 0 else int((now - started) * args.rate) + 1 - sent
-            burst = max(1, min(64, due_now, (args.count - sent) if args.count else 64))
-            payloads = [_payload(args, sent + k, message) for k in range(burst)]
-            await tx.send_many(payloads)
-            sent += burst
-            data_bytes += sum(len(p) for p in payloads)
-            if args.rate == 0:
-                await asyncio.sleep(0)  # let signals and the transport run
-        elapsed = loop.time() - started
+            due = pacer.due(now)
+            if due is None:  # unpaced
+                n = burst
+                if now >= next_yield:  # let signals and timers in, about once a millisecond
+                    await asyncio.sleep(0)
+                    next_yield = now + 0.001
+            elif due > attempted:
+                n = min(due - attempted, chunk)
+            else:  # wake when the next burst falls due, at the deadline, or on a signal
+                await sleep_until(min(pacer.at(attempted), deadline))
+                continue
+            if count:
+                n = min(n, count - attempted)
+            batch = make(attempted, n)
+            attempted += n
+            try:
+                await send_many(batch)
+            except KernelError:
+                # Counted in tx.stats.send_errors; the first send failing, or a run of them,
+                # is a failure of the command (no route, no such interface...).
+                errors_in_a_row += 1
+                if not sent or errors_in_a_row >= _MAX_ERRORS_IN_A_ROW:
+                    raise
+                continue
+            errors_in_a_row = 0
+            sent += n
+            data_bytes += n * payloads.size
+        if args.rate and count and attempted >= count and not stopped:
+            # The last burst's slot ends when the next would be due: --count N at --rate R
+            # takes N / R seconds, as the rate promises.
+            await sleep_until(min(pacer.end(attempted), deadline))
+        elapsed = time.monotonic() - started
         if args.format == "iperf2":
             # iperf2's final datagram: a server prints its loss and jitter report on it. It is
             # not counted as data by iperf2, nor here.
-            await tx.send(pack_iperf2(sent + 1, args.size, time.time(), final=True))
-        stats = tx.stats
+            await tx.send(
+                pack_iperf2(attempted % (2**31 - 1) + 1, payloads.size, time.time(), final=True)
+            )
+        errors = tx.stats.send_errors
+        where = tx.interface.name if tx.interface is not None else "the default interface"
+    pps = sent / elapsed if elapsed > 0 else 0.0
+    mbps = data_bytes * 8 / elapsed / 1e6 if elapsed > 0 else 0.0
     if args.stats:
         _emit(
             {
                 "sent": sent,
                 "bytes": data_bytes,
-                "errors": stats.send_errors,
+                "errors": errors,
                 "elapsed": round(elapsed, 6),
-                "pps": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
+                "pps": round(pps, 1),
+                "mbps": round(mbps, 3),
+                "rate": args.rate,
+                "burst": burst,
             }
         )
     else:
-        where = tx.interface.name if tx.interface is not None else "the default interface"
         print(
             f"sent {sent} datagram{'' if sent == 1 else 's'} to {group}:{port} "
-            f"with ttl {ttl} on {where}",
+            f"with ttl {ttl} on {where}: {data_bytes} bytes in {elapsed:.3f} s, "
+            f"{pps:.1f} datagrams/s, {mbps:.3f} Mbit/s, {errors} error{'' if errors == 1 else 's'}",
             file=sys.stderr,
         )
     return EXIT_OK

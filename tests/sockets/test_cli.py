@@ -49,6 +49,8 @@ STATS_KEYS = {
     "pps",
 }
 
+SEND_STATS_KEYS = {"sent", "bytes", "errors", "elapsed", "pps", "mbps", "rate", "burst"}
+
 
 def cli(*args: str) -> list[str]:
     return [*AIOMCAST, *args]
@@ -162,7 +164,12 @@ def test_listen_send_round_trip_json() -> None:
         )
         got = rx.finish()
     assert sent.returncode == 0, sent
-    assert sent.err_lines == [f"sent 3 datagrams to {group}:{port} with ttl 1 on lo"]
+    (said,) = sent.err_lines
+    assert re.fullmatch(
+        rf"sent 3 datagrams to {group}:{port} with ttl 1 on lo: 24 bytes in \d+\.\d{{3}} s, "
+        r"\d+\.\d datagrams/s, \d+\.\d{3} Mbit/s, 0 errors",
+        said,
+    ), said
     assert got.returncode == 0, got
     records = [json.loads(line) for line in got.out_lines]
     assert len(records) == 3
@@ -298,7 +305,7 @@ def test_send_ttl_and_scope(option: tuple[str, ...], ttl: int) -> None:
         sent = run(cli("send", group, str(port), *LO, *option, "--message", "ttl?"))
         assert sent.returncode == 0, sent
         (said,) = sent.err_lines
-        assert said.endswith(f" to {group}:{port} with ttl {ttl} on lo")
+        assert f" to {group}:{port} with ttl {ttl} on lo: " in said
         assert received_ttl(probe) == (b"ttl?", ttl)
 
 
@@ -307,8 +314,12 @@ def test_send_rate_paces_datagrams() -> None:
     result = run(cli("send", group, str(port), *LO, "--count", "10", "--rate", "20", "--stats"))
     assert result.returncode == 0, result
     stats = json.loads(result.stdout)
-    assert stats["sent"] == 10
-    assert stats["elapsed"] >= 0.4  # 9 intervals of 1/20 s
+    assert set(stats) == SEND_STATS_KEYS
+    assert (stats["sent"], stats["bytes"], stats["errors"]) == (10, 10 * 19, 0)
+    # Ten slots of 1/20 s: the last datagram's slot ends before send does.
+    assert stats["elapsed"] >= 0.5
+    assert stats["pps"] <= 20.0
+    assert stats["mbps"] == pytest.approx(stats["bytes"] * 8 / stats["elapsed"] / 1e6, abs=2e-3)
 
 
 # -- bad input and failures ----------------------------------------------------------------
@@ -525,6 +536,157 @@ def test_send_duration_bounds_a_slow_rate() -> None:
 def test_send_size_outside_the_datagram_is_bad_input(size: str) -> None:
     line = assert_one_error_line(run(cli("send", "239.255.88.14", "5000", *LO, "--size", size)), 2)
     assert size in line
+
+
+def test_send_timestamps_give_listen_one_way_latency() -> None:
+    # The sender's clock and the receiver's are one here (one host), as --timestamps needs.
+    group, port = "239.255.88.16", free_port()
+    listen = cli("listen", group, str(port), *LO, "--stats", "--count", "20", "--duration", "8")
+    with background(listen, ready="joined") as rx:
+        before = time.time_ns()
+        sent = run(
+            cli("send", group, str(port), *LO, "--timestamps", "--count", "20", "--rate", "200")
+        )
+        after = time.time_ns()
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    assert got.returncode == 0, got
+    stats = json.loads(got.stdout)
+    assert (stats["received"], stats["bytes"], stats["gaps"]) == (20, 20 * 64, 0)
+    assert stats["unnumbered"] == 0
+    latency = stats["latency"]
+    assert latency["count"] == 20
+    assert latency["negative"] == 0
+    assert 0 < latency["p50_us"] <= latency["p90_us"] <= latency["p99_us"] <= latency["max_us"]
+    assert latency["max_us"] * 1000 <= after - before  # each sent and read within the run
+    assert sum(count for _, count in latency["histogram_us"]) == 20
+    assert stats["jitter_ms"] is not None
+
+
+def test_send_timestamped_payload_layout() -> None:
+    group, port = "239.255.88.17", free_port()
+    with ttl_probe(LOOPBACK_V4, group, port) as probe:
+        before = time.time_ns()
+        got = run(cli("send", group, str(port), *LO, "--timestamps", "--size", "24"))
+        assert got.returncode == 0, got
+        payload, _ = received_ttl(probe)
+    assert len(payload) == 24
+    assert payload[:8] == bytes(8)  # sequence number 0
+    assert payload[8:12] == b"amc\x01"  # the marker, flag TIMESTAMPED
+    assert before <= int.from_bytes(payload[12:20], "big") <= time.time_ns()
+    assert payload[20:] == bytes(4)
+
+
+def test_send_burst_sends_datagrams_back_to_back() -> None:
+    # Two bursts of 5 at 10 per second: the second burst falls due 0.5 s after the first.
+    group, port = "239.255.88.18", free_port()
+    listen = cli("listen", group, str(port), *LO, "--json", "--count", "10", "--duration", "8")
+    with background(listen, ready="joined") as rx:
+        sent = run(
+            cli(
+                "send",
+                group,
+                str(port),
+                *LO,
+                "--size",
+                "16",
+                "--count",
+                "10",
+                "--rate",
+                "10",
+                "--burst",
+                "5",
+                "--stats",
+            )
+        )
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    stats = json.loads(sent.stdout)
+    assert (stats["sent"], stats["burst"], stats["rate"]) == (10, 5, 10.0)
+    assert stats["elapsed"] >= 1.0  # two slots of 5 / 10 s
+    arrived = [json.loads(line)["timestamp_ns"] / 1e9 for line in got.out_lines]
+    assert len(arrived) == 10
+    first, second = arrived[:5], arrived[5:]
+    assert max(first) - min(first) < 0.1
+    assert max(second) - min(second) < 0.1
+    assert min(second) - max(first) > 0.3
+
+
+def test_send_unpaced_through_send_many_is_counted() -> None:
+    group, port = "239.255.88.19", free_port()
+    listen = cli("listen", group, str(port), *LO, "--stats", "--idle", "1", "--duration", "10")
+    with background(listen, ready="joined") as rx:
+        sent = run(
+            cli(
+                "send",
+                group,
+                str(port),
+                *LO,
+                "--size",
+                "64",
+                "--count",
+                "2000",
+                "--rate",
+                "0",
+                "--stats",
+            )
+        )
+        got = rx.finish()
+    assert sent.returncode == 0, sent
+    tx = json.loads(sent.stdout)
+    assert (tx["sent"], tx["bytes"], tx["errors"], tx["burst"]) == (2000, 2000 * 64, 0, 64)
+    assert tx["pps"] > 0
+    rx_stats = json.loads(got.stdout)
+    # Loopback drops what the receive buffer cannot hold; the kernel counts each one.
+    assert rx_stats["received"] + rx_stats["kernel_dropped"] == 2000
+    assert rx_stats["bytes"] == 64 * rx_stats["received"]
+    assert rx_stats["duplicates"] == rx_stats["reordered"] == 0
+
+
+def test_send_duration_ends_an_unpaced_send() -> None:
+    started = time.monotonic()
+    got = run(
+        cli(
+            "send",
+            "239.255.88.20",
+            str(free_port()),
+            *LO,
+            "--size",
+            "64",
+            "--count",
+            "0",
+            "--rate",
+            "0",
+            "--duration",
+            "0.5",
+            "--stats",
+        ),
+        timeout=10,
+    )
+    took = time.monotonic() - started
+    assert got.returncode == 0, got
+    stats = json.loads(got.stdout)
+    assert stats["sent"] > 64
+    assert 0.5 <= stats["elapsed"] < 2.0
+    assert took < 5.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--timestamps", "--size", "19"], "--size 19"),
+        (["--timestamps", "--message", "x"], "--message"),
+        (["--timestamps", "--format", "iperf2"], "iperf2"),
+        (["--burst", "0"], "'0'"),
+        (["--burst", "many"], "'many'"),
+        (["--rate", "nan"], "--rate nan"),
+        (["--rate", "inf"], "--rate inf"),
+        (["--format", "iperf2", "--size", "15"], "--size 15"),
+    ],
+)
+def test_send_bad_measurement_options(extra: list[str], named: str) -> None:
+    line = assert_one_error_line(run(cli("send", "239.255.88.21", "5000", *LO, *extra)), 2)
+    assert named in line
 
 
 def test_send_message_that_is_not_utf8_sends_its_bytes() -> None:
