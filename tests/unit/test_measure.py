@@ -46,9 +46,9 @@ def test_a_value_falls_in_a_bucket_within_an_eighth(value: int) -> None:
 
 def test_bucket_tops_rise_and_tile_the_numbers() -> None:
     bucket = Histogram._bucket
-    tops = [Histogram.upper(b) for b in range(0, 200)]
+    tops = [Histogram.upper(b) for b in range(200)]
     assert tops == sorted(tops)
-    for value in range(0, 5000):
+    for value in range(5000):
         b = bucket(value)
         assert value <= Histogram.upper(b)
         assert b == 0 or value > Histogram.upper(b - 1)

@@ -39,7 +39,8 @@ def test_timestamped_batches_share_one_send_time() -> None:
     stamps = {r[1] for r in read if r}
     assert len(stamps) == 1
     (stamp,) = stamps
-    assert stamp is not None and before <= stamp <= after
+    assert stamp is not None
+    assert before <= stamp <= after
     assert batch[0] == pack_timestamped(0, 64, stamp)
 
 
@@ -47,7 +48,8 @@ def test_iperf2_batches_number_from_one() -> None:
     batch = Payloads("iperf2", 100).make(0, 3)
     assert [unpack_iperf2(p) for p in batch] == [(1, False), (2, False), (3, False)]
     parsed = read_iperf2(batch[0], time.time())
-    assert parsed is not None and parsed[0] == 1
+    assert parsed is not None
+    assert parsed[0] == 1
 
 
 def test_message_batches_repeat_the_message() -> None:
