@@ -119,7 +119,17 @@ def _build_parser() -> _Parser:
         action="store_true",
         help="keep the memberships in step with interfaces that go and come; report changes",
     )
-    p.add_argument("--queue", type=_count, default=65536, help="receive queue bound")
+    p.add_argument(
+        "--queue", type=_count, default=65536, help="receive queue bound (default 65536)"
+    )
+    p.add_argument(
+        "--receive-buffer",
+        type=_positive_int,
+        default=8 << 20,
+        metavar="BYTES",
+        help="the socket's receive buffer (default 8 MiB: it absorbs bursts), granted past "
+        "net.core.rmem_max where permitted (root)",
+    )
     p.add_argument(
         "--format",
         choices=FORMATS,
@@ -365,7 +375,7 @@ async def _listen(args: argparse.Namespace) -> int:
         bind_address=bound_group,
         sources=None if args.all_interfaces else args.source,
         queue_size=args.queue,
-        receive_buffer=8 << 20,  # absorbs bursts; granted past rmem_max where permitted
+        receive_buffer=args.receive_buffer,
         # --json reports what the kernel saw: destination group, ingress interface, TTL.
         metadata=_JSON_METADATA if printer is not None and args.json else None,
     ) as rx:

@@ -17,6 +17,12 @@
  *   iperf2  iperf2's UDP header, numbered as iperf2's own client does: signed 32-bit number
  *           0, 1, 2, ..., the CLOCK_REALTIME send time in seconds and microseconds, and the
  *           upper 32 bits of the number; then final datagrams (number -n) that end the stream.
+ *   marked  aiomcast's timestamped test payload (`aiomcast send --timestamps`): bytes 0-7 the
+ *           sequence number, 8-10 "amc", 11 the flags (0x01: a send time follows), 12-19
+ *           CLOCK_REALTIME send time in ns (each big-endian); zeros after.
+ *   random  pseudo-random bytes (xorshift64), no header at all: foreign traffic.
+ *   high32  bytes 0-7: the sequence number shifted into the high 32 bits (as iperf2's and
+ *           RTP's headers look when read as one 64-bit number); zeros after.
  *
  * Pacing: datagram i is due at start + i / rate. The sender sends what is due (at most one
  * batch), then sleeps until the next datagram is due (clock_nanosleep, absolute). A sender that
@@ -74,7 +80,7 @@ static double timeval_s(struct timeval tv) { return (double)tv.tv_sec + tv.tv_us
 static void usage(void) {
     fprintf(stderr,
             "usage: mcsend --group G --port P --ifaddr A --count N [--rate R] [--size S]\n"
-            "              [--batch B] [--gso S] [--quantum-us Q] [--format seq|iperf2]\n"
+            "              [--batch B] [--gso S] [--quantum-us Q] [--format seq|iperf2|marked|random|high32]\n"
             "              [--max-seconds T]\n");
     exit(2);
 }
@@ -102,9 +108,12 @@ int main(int argc, char **argv) {
         else usage();
     }
     int iperf2 = !strcmp(format, "iperf2");
+    int marked = !strcmp(format, "marked"), random_bytes = !strcmp(format, "random");
+    int high32 = !strcmp(format, "high32");
     if (!group || !ifaddr || port <= 0 || port > 65535 || count == 0 || rate < 0) usage();
     if (size < 16 || size > MAX_SIZE || batch < 1 || batch > MAX_BATCH || max_seconds <= 0) usage();
-    if (!iperf2 && strcmp(format, "seq")) usage();
+    if (!iperf2 && !marked && !random_bytes && !high32 && strcmp(format, "seq")) usage();
+    uint64_t noise = 0x9e3779b97f4a7c15ull; /* the xorshift64 state of --format random */
     if (gso < 0 || gso > MAX_GSO || quantum_us < 0) usage();
     if (gso > GSO_MAX_BYTES / size) gso = GSO_MAX_BYTES / size; /* one send stays below 64 KiB */
 
@@ -177,11 +186,24 @@ int main(int argc, char **argv) {
             if (owed - sent < due) due = owed - sent;
         }
         int n = due < (unsigned long long)batch ? (int)due : (int)batch;
-        uint64_t stamp = now_ns(iperf2 ? CLOCK_REALTIME : CLOCK_MONOTONIC);
+        uint64_t stamp = now_ns(iperf2 || marked ? CLOCK_REALTIME : CLOCK_MONOTONIC);
         for (int i = 0; i < n; i++) {
             unsigned char *p = data + (size_t)i * (size_t)size;
             uint64_t number = sent + (uint64_t)i;
-            if (iperf2) {
+            if (random_bytes) {
+                for (size_t k = 0; k + 8 <= (size_t)size; k += 8) {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 7;
+                    noise ^= noise << 17;
+                    memcpy(p + k, &noise, 8);
+                }
+            } else if (high32) {
+                put_be64(p, number << 32);
+            } else if (marked) {
+                put_be64(p, number);
+                memcpy(p + 8, "amc\x01", 4);
+                put_be64(p + 12, stamp);
+            } else if (iperf2) {
                 put_be32(p, (uint32_t)number);
                 put_be32(p + 4, (uint32_t)(stamp / 1000000000ull));
                 put_be32(p + 8, (uint32_t)(stamp % 1000000000ull / 1000u));

@@ -248,6 +248,61 @@ def measure_receiver(
     }
 
 
+def measure_foreign(bench: Bench, payload: str, rate: int, seconds: float) -> dict[str, Any]:
+    """``aiomcast listen --stats`` under ``rate``/s of mcsend's ``payload`` for ``seconds``.
+
+    The payloads (plan.FOREIGN_PAYLOADS, read with the CLI's default --format auto):
+    aiomcast's own timestamped header (the well-formed reference), random bytes, and a
+    counter in the high 32 bits of the first 8 bytes (how iperf2's and RTP's headers look
+    read as one 64-bit number).
+
+    What it must show: every datagram counted as received, the CPU per datagram near the
+    well-formed row's, the resident memory flat (sampled every 0.5 s, as measure_memory).
+    """
+    port = bench.next_port()
+    count = int(rate * seconds)
+    samples: list[tuple[float, int]] = []
+    with bench.start_receiver("aiomcast-cli", port, count, "auto", False) as rx:
+        base, backlog = rx.cpu_now(), backlog_drops()
+        argv = bench.mcsend_argv(port, rate, count, payload, seconds * 1.25 + 0.5)
+        with Child(argv, "mcsend") as tx:
+            start = time.monotonic()
+            while tx.running():
+                rss = rx.rss_kib()
+                if rss is not None:
+                    samples.append((round(time.monotonic() - start, 3), rss))
+                if time.monotonic() - start > seconds * 1.25 + 10:
+                    raise BenchError("mcsend did not finish the foreign-payload run")
+                time.sleep(0.5)
+            sender = tx.json_result(5)
+        result = rx.json_result(bench.idle + 30)
+        assert rx.cpu_total is not None
+        cpu = rx.cpu_total - base
+    result["backlog_dropped"] = backlog_drops() - backlog
+    sent, received = int(sender["sent"]), int(result["received"])
+    under_load = [rss for t, rss in samples if t >= MEMORY_WARMUP_S] or [r for _, r in samples]
+    return {
+        "payload": payload,
+        "rate_target": rate,
+        "seconds": seconds,
+        "sent": sent,
+        "sender_rate": sender["rate"],
+        "received": received,
+        "received_pct": 100.0 * received / sent if sent else 0.0,
+        "unnumbered": result["unnumbered"],
+        "gaps": result["gaps"],
+        "cpu_s": cpu,
+        "cpu_s_per_million": cpu / received * 1e6 if received else None,
+        "samples": samples,
+        "rss_kib": {
+            "first": under_load[0] if under_load else None,
+            "peak": max(under_load) if under_load else None,
+            "last": under_load[-1] if under_load else None,
+        },
+        "receiver_result": result,
+    }
+
+
 #: Seconds of load before the memory run's first sample counts (see measure_memory).
 MEMORY_WARMUP_S: Final = 1.0
 

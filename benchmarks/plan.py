@@ -26,6 +26,7 @@ PYTHON_RECEIVERS: Final = [
     "aiomcast-batches",
     "aiomcast-gro",
     "aiomcast-python",
+    "aiomcast-cli",
     "trio-aiomcast",
     "trio-aiomcast-batches",
     "trio-socket",
@@ -38,6 +39,7 @@ PYTHON_SENDERS: Final = [
     "aiomcast-send",
     "aiomcast-send-many",
     "aiomcast-send-many-no-gso",
+    "aiomcast-cli-send",
     "trio-aiomcast-send",
     "trio-aiomcast-send-many",
     "trio-socket-sendto",
@@ -54,6 +56,17 @@ TRIO_ROWS: Final = frozenset(
         "trio-socket-sendto",
     }
 )
+#: The command line's rows: ``aiomcast listen --stats`` and ``aiomcast send --rate 0``.
+CLI_RECEIVER: Final = "aiomcast-cli"
+CLI_SENDER: Final = "aiomcast-cli-send"
+#: Receivers left out of the latency points: the CLI reads send times from aiomcast's own
+#: header (send --timestamps) and iperf2's, not from mcsend's seq payloads.
+NO_LATENCY: Final = frozenset({CLI_RECEIVER})
+#: The foreign-payload rows of the CLI: mcsend's payload formats, at this rate and length.
+FOREIGN_PAYLOADS: Final = ("marked", "random", "high32")
+FOREIGN_RATE: Final = 100_000
+FOREIGN_SECONDS: Final = 5.0
+
 #: The C senders are measured first, as the calibration that picks the sweep's load.
 C_SENDERS: Final = ["c-sendmmsg", "c-gso"]
 SENDERS: Final = [*C_SENDERS, "iperf2", *PYTHON_SENDERS]
@@ -91,6 +104,9 @@ class Profile:
     #: Bisection steps after the sweep, between a receiver's last loss-free rate and the
     #: first rate it lost at: its loss-free rate to within (bracket / 2**steps).
     refine_steps: int
+    #: Rounds of the CLI's foreign-payload rows, every payload once per round (the report
+    #: takes each payload's median CPU per datagram).
+    foreign_rounds: int = 3
 
 
 FULL: Final = Profile(
@@ -116,6 +132,7 @@ QUICK: Final = Profile(
     own_rounds=3,
     unpaced_point=False,
     refine_steps=3,
+    foreign_rounds=2,
 )
 
 
@@ -155,7 +172,7 @@ def loss_free_rate(points: list[dict[str, Any]]) -> float | None:
 class Step:
     """One measurement of the plan; ``seconds`` is how long its load runs."""
 
-    kind: str  # "sweep", "refine", "iperf2-load", "latency", "memory", "sender" or "own"
+    kind: str  # "sweep", "refine", "iperf2-load", "latency", "memory", "foreign", "sender", "own"
     name: str  # the receiver or sender
     rate: int
     seconds: float
@@ -165,6 +182,8 @@ class Step:
         """What the progress bar shows while the step runs."""
         if self.kind in ("sender", "memory"):
             return f"{self.kind} {self.name}"
+        if self.kind == "foreign":
+            return f"aiomcast listen, {self.name} payloads @ {rate_label(self.rate)}"
         if self.kind == "own":
             return f"sender {self.name}, own path"
         return f"{self.kind} {self.name} @ {rate_label(self.rate)}"
@@ -193,16 +212,21 @@ def plan(
             for r in receivers
             for rate in profile.iperf2_rates
         ]
+    timed = [r for r in receivers if r not in NO_LATENCY]
     for rate, seconds in profile.latency_points:
         if rate == LATENCY_TARGET_RATE:
             for index in range(profile.latency_rounds):
-                steps += [
-                    Step("latency", r, rate, seconds) for r in latency_round(receivers, index)
-                ]
+                steps += [Step("latency", r, rate, seconds) for r in latency_round(timed, index)]
         else:
-            steps += [Step("latency", r, rate, seconds) for r in receivers]
+            steps += [Step("latency", r, rate, seconds) for r in timed]
     if "aiomcast" in receivers:
         steps.append(Step("memory", "aiomcast", 0, profile.memory_seconds))
+    if CLI_RECEIVER in receivers:
+        steps += [
+            Step("foreign", payload, FOREIGN_RATE, FOREIGN_SECONDS)
+            for _ in range(profile.foreign_rounds)
+            for payload in FOREIGN_PAYLOADS
+        ]
     steps += [Step("sender", s, 0, profile.sender_seconds) for s in senders]
     steps += [
         Step("own", s, 0, profile.sender_seconds)

@@ -26,6 +26,7 @@ import argparse
 import array
 import asyncio
 import contextlib
+import io
 import json
 import os
 import socket
@@ -466,6 +467,59 @@ def floor_receiver(tally: Tally, args: argparse.Namespace) -> dict[str, Any]:
         sock.close()
 
 
+class _JoinedWatch(io.TextIOBase):
+    """The CLI's stderr: says ``ready`` on the real stdout once it printed "joined"."""
+
+    def __init__(self) -> None:
+        self.said = False
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        if not self.said and "joined " in self.text:
+            self.said = True
+            os.write(1, b"ready\n")
+        return len(text)
+
+
+#: --format of this script -> --format of ``aiomcast listen``.
+_CLI_FORMATS = {"seq": "aiomcast", "iperf2": "iperf2", "none": "auto", "auto": "auto"}
+
+
+def cli_receiver(args: argparse.Namespace) -> dict[str, Any]:
+    """aiomcast's command line, ``aiomcast listen --stats``, run by ``aiomcast.cli.main``.
+
+    The CLI does its own counting (aiomcast/_measure.py), so this row does not use Tally:
+    its cost per datagram is the command's whole cost. It runs in this process so that its
+    CPU is counted from the join, as every row's is; ``--format auto`` (this script's
+    ``auto``) is the CLI's default, which tells aiomcast's and iperf2's headers from the rest.
+    """
+    from aiomcast import cli
+
+    argv = ["listen", args.group, str(args.port), "--interface", args.interface, "--stats"]
+    argv += ["--format", _CLI_FORMATS[args.format], "--idle", f"{args.idle:g}"]
+    argv += ["--duration", f"{max(args.first_timeout, 1.0) + 60:g}"]
+    if args.rcvbuf:
+        argv += ["--receive-buffer", str(args.rcvbuf)]
+    out, watch = io.StringIO(), _JoinedWatch()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(watch):
+        status = cli.main(argv)
+    if status != 0 or not watch.said:
+        raise SystemExit(f"aiomcast listen failed ({status}): {watch.text.strip()}")
+    stats = json.loads(out.getvalue())
+    return {
+        "received": stats["received"],
+        # Numbered datagrams, each counted once: what every row's "unique" is.
+        "unique": stats["received"] - stats["duplicates"] - stats["unnumbered"],
+        "duplicates": stats["duplicates"],
+        "unnumbered": stats["unnumbered"],
+        "gaps": stats["gaps"],
+        "kernel_dropped": stats["kernel_dropped"],
+        "queue_dropped": stats["dropped"],
+        "cli_stats": stats,
+    }
+
+
 AsyncReceiver = Callable[[Tally, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
 
 
@@ -487,7 +541,7 @@ ASYNC_RECEIVERS: dict[str, tuple[str, AsyncReceiver]] = {
     "aiomcast-batches": ("uvloop", aiomcast_batches_receiver),
     "aiomcast-gro": ("uvloop", aiomcast_gro_receiver),
 }
-KINDS = [*ASYNC_RECEIVERS, "blocking", "floor"]
+KINDS = [*ASYNC_RECEIVERS, "blocking", "floor", "aiomcast-cli"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -497,7 +551,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--interface", required=True, help="interface name to join on")
     parser.add_argument("--expect", type=int, default=0, help="datagrams the sender will send")
-    parser.add_argument("--format", choices=["seq", "iperf2", "none"], default="seq")
+    parser.add_argument("--format", choices=["seq", "iperf2", "none", "auto"], default="seq")
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--idle", type=float, default=0.5)
     parser.add_argument("--first-timeout", type=float, default=15.0)
@@ -512,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.kind == "aiomcast-python":
         os.environ["AIOMCAST_PURE_PYTHON"] = "1"  # before aiomcast is imported
+    if args.kind == "aiomcast-cli":
+        print(json.dumps({"receiver": args.kind, **cli_receiver(args)}), flush=True)
+        return 0
     tally = Tally(args.expect, args.format, args.latency, args.work_us)
     try:
         if args.kind == "blocking":

@@ -49,6 +49,7 @@ from measure import (
     Bench,
     Skipped,
     add_own_round,
+    measure_foreign,
     measure_memory,
     measure_receiver,
     measure_sender,
@@ -315,6 +316,7 @@ def run_all(
         "iperf2_load": [],
         "latency": [],
         "memory": None,
+        "foreign": [],
         "senders": [],
     }
     for step in steps:
@@ -347,6 +349,10 @@ def run_all(
                 rate = int(wanted) if wanted < ceiling else 0
                 results["memory"] = measure_memory(bench, rate, step.seconds)
                 results["memory"]["capacity"] = capacity
+            elif step.kind == "foreign":
+                results["foreign"].append(
+                    measure_foreign(bench, step.name, step.rate, step.seconds)
+                )
             elif step.kind == "own":
                 row = next((r for r in results["senders"] if r["sender"] == step.name), None)
                 if row is not None and row["own_rounds"]:  # not over lo, nor after a failure

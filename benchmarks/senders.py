@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import json
 import resource
 import socket
@@ -183,6 +185,37 @@ async def aiomcast_send_many_no_gso_sender(args: argparse.Namespace) -> Budget:
     return await aiomcast_send_many_sender(args, gso=False)
 
 
+def cli_sender(args: argparse.Namespace) -> dict[str, Any]:
+    """aiomcast's command line, ``aiomcast send --rate 0 --size N``, run by ``aiomcast.cli.main``.
+
+    Its own payloads (aiomcast's test payloads: the sequence number and marker) and its own
+    send loop (send_many of --burst 64 with GSO); timed around the whole command, which
+    includes opening and closing its endpoint (about a millisecond). It runs in this process
+    so that interpreter start-up is not counted, as for every row.
+    """
+    from aiomcast import cli
+
+    argv = ["send", args.group, str(args.port), "--interface", args.interface, "--no-loop"]
+    argv += ["--size", str(args.size), "--rate", "0", "--burst", str(args.batch)]
+    argv += ["--count", str(args.count), "--duration", f"{args.max_seconds:g}", "--stats"]
+    out, err = io.StringIO(), io.StringIO()
+    cpu0, t0 = cpu_seconds(), time.monotonic()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(argv)
+    elapsed, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
+    if status != 0:
+        raise SystemExit(f"aiomcast send failed ({status}): {err.getvalue().strip()}")
+    stats = json.loads(out.getvalue())
+    return {
+        "sender": args.kind,
+        "sent": stats["sent"],
+        "elapsed_s": elapsed,
+        "rate": stats["sent"] / elapsed if elapsed > 0 else 0.0,
+        "cpu_s": cpu,
+        "cli_stats": stats,
+    }
+
+
 AsyncSender = Callable[[argparse.Namespace], Coroutine[Any, Any, Budget]]
 
 #: name -> (event loop, async sender); all but asyncio-sendto run on uvloop.
@@ -193,7 +226,7 @@ ASYNC_SENDERS: dict[str, tuple[str, AsyncSender]] = {
     "aiomcast-send-many": ("uvloop", aiomcast_send_many_sender),
     "aiomcast-send-many-no-gso": ("uvloop", aiomcast_send_many_no_gso_sender),
 }
-KINDS = ["blocking-sendto", *ASYNC_SENDERS]
+KINDS = ["blocking-sendto", *ASYNC_SENDERS, "aiomcast-cli-send"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -215,6 +248,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.kind == "aiomcast-cli-send":
+        print(json.dumps(cli_sender(args)), flush=True)
+        return 0
     try:
         if args.kind == "blocking-sendto":
             budget = blocking_sender(args)
