@@ -54,6 +54,10 @@ GSO_SENDER = "aiomcast-send-many"
 NO_GSO_SENDER = "aiomcast-send-many-no-gso"
 SEND_SENDER = "aiomcast-send"
 UVLOOP_SENDTO, C_SENDMMSG = "uvloop-sendto", "c-sendmmsg"
+#: The command line's rows: `aiomcast listen --stats` and `aiomcast send --rate 0`.
+CLI_RECEIVER, CLI_SENDER = "aiomcast-cli", "aiomcast-cli-send"
+#: The sweep's rate at which the CLI's CPU per datagram is compared with `async for`'s.
+CLI_CPU_RATE: Final = 400_000
 
 
 def _target(
@@ -339,6 +343,124 @@ def _memory_target(results: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _cli_loss_free_target(results: dict[str, Any], other: str, factor: float) -> dict[str, Any]:
+    """`aiomcast listen --stats`'s loss-free rate against ``other``'s, as a ratio."""
+    label = "`async for`" if other == PER_DATAGRAM else other
+    name = f"loss-free receive rate, `aiomcast listen --stats` vs {label}"
+    summary = results.get("summary", {})
+    if CLI_RECEIVER not in summary or other not in summary:
+        return _target(name, f">= {factor:g}x", "not measured", None, None)
+    (mine, mine_bound), (theirs, theirs_bound) = (
+        _loss_free_of(results, CLI_RECEIVER),
+        _loss_free_of(results, other),
+    )
+    ratio = _ratio(mine, theirs)
+    measured = f"{_rate_or_none(mine)} vs {_rate_or_none(theirs)}" + (
+        f" = {ratio:.2f}x" if ratio is not None else ""
+    )
+    note = (
+        f"each lost at the next rate tried: "
+        f"{_rate_or_none(summary[CLI_RECEIVER].get('lost_at'))} and "
+        f"{_rate_or_none(summary[other].get('lost_at'))}"
+    )
+    if mine_bound or theirs_bound:
+        note = "lost nothing even unpaced: a lower bound (sender-bound)"
+    if mine is None:
+        return _target(name, f">= {factor:g}x", measured, None, False, "lost at every rate")
+    if theirs is None:
+        return _target(name, f">= {factor:g}x", measured, None, True, f"{other} lost at every rate")
+    met = ratio is not None and ratio >= factor
+    return _target(name, f">= {factor:g}x", measured, ratio, met, note)
+
+
+def _cpu_at(results: dict[str, Any], receiver: str, rate: int) -> float | None:
+    point = _by_receiver(results["sweep"]).get(receiver, {}).get(rate)
+    return None if point is None else point.get("cpu_s_per_million")
+
+
+def _cli_cpu_target(results: dict[str, Any]) -> dict[str, Any]:
+    name = f"CPU per datagram at {rate_label(CLI_CPU_RATE)}, `listen --stats` vs `async for`"
+    mine, theirs = (_cpu_at(results, r, CLI_CPU_RATE) for r in (CLI_RECEIVER, PER_DATAGRAM))
+    ratio = _ratio(mine, theirs)
+    if ratio is None:
+        return _target(name, "<= 1.2x", "not measured", None, None)
+    measured = f"{mine:.2f} vs {theirs:.2f} µs per datagram = {ratio:.2f}x"
+    return _target(name, "<= 1.2x", measured, ratio, ratio <= 1.2)
+
+
+def _cli_sender_target(results: dict[str, Any]) -> dict[str, Any]:
+    name = "`aiomcast send --rate 0 --size 64` vs `send_many` with GSO"
+    mine, theirs = _sender_rate(results, CLI_SENDER), _sender_rate(results, GSO_SENDER)
+    ratio = _ratio(mine, theirs)
+    if ratio is None:
+        return _target(name, ">= 0.9x", "not measured", None, None)
+    measured = f"{_rate_or_none(mine)} vs {_rate_or_none(theirs)} = {ratio:.2f}x"
+    return _target(
+        name,
+        ">= 0.9x",
+        measured,
+        ratio,
+        ratio >= 0.9,
+        _round_ratios(results, CLI_SENDER, GSO_SENDER),
+    )
+
+
+def foreign_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per payload of the foreign-payload runs: the median CPU per datagram and the worst rest.
+
+    Worst: the fewest received of sent, the largest RSS growth over a run.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for payload in dict.fromkeys(r["payload"] for r in rows):
+        mine = [r for r in rows if r["payload"] == payload]
+        cpus = sorted(r["cpu_s_per_million"] for r in mine if r["cpu_s_per_million"] is not None)
+        growth = [
+            (r["rss_kib"]["peak"] - r["rss_kib"]["first"]) / 1024
+            for r in mine
+            if r["rss_kib"]["peak"] is not None and r["rss_kib"]["first"] is not None
+        ]
+        out[payload] = {
+            "runs": len(mine),
+            # cpu_s_per_million: CPU seconds per million datagrams, i.e. µs per datagram.
+            "cpu_us": cpus[(len(cpus) - 1) // 2] if cpus else None,
+            "cpu_range": (cpus[0], cpus[-1]) if cpus else None,
+            "all_received": all(r["received"] == r["sent"] for r in mine),
+            "received": [(r["received"], r["sent"]) for r in mine],
+            "unnumbered": [r["unnumbered"] for r in mine],
+            "gaps": [r["gaps"] for r in mine],
+            "growth_mib": max(growth) if growth else None,
+            "rss_first_mib": mine[0]["rss_kib"]["first"] / 1024
+            if mine[0]["rss_kib"]["first"]
+            else None,
+        }
+    return out
+
+
+def _foreign_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    summary = foreign_summary(results.get("foreign") or [])
+    reference = summary.get("marked")
+    found = []
+    for payload, what in (("random", "random bytes"), ("high32", "a counter in the high 32 bits")):
+        name = f"`listen --stats` under foreign payloads ({what}), 100k/s for 5 s"
+        row = summary.get(payload)
+        if row is None or reference is None:
+            found.append(
+                _target(name, "all received, CPU <= 1.5x, flat", "not measured", None, None)
+            )
+            continue
+        ratio = _ratio(row["cpu_us"], reference["cpu_us"])
+        flat = row["growth_mib"] is not None and row["growth_mib"] <= 2.0
+        counts = ", ".join(f"{got:,}/{sent:,}" for got, sent in row["received"])
+        measured = (
+            f"received/sent {counts}; CPU {_num(row['cpu_us'])} vs {_num(reference['cpu_us'])} "
+            f"µs (well-formed) = {_num(ratio)}x; RSS growth {_num(row['growth_mib'], 1)} MiB"
+        )
+        met = row["all_received"] and ratio is not None and ratio <= 1.5 and flat
+        note = f"unnumbered {row['unnumbered']}, gaps {row['gaps']}; medians of {row['runs']} runs"
+        found.append(_target(name, "all received, CPU <= 1.5x, flat", measured, ratio, met, note))
+    return found
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The targets, each measured as a ratio of two numbers of this run."""
     found = [
@@ -376,6 +498,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     send["wanted"], send["met"] = "no target", INFO
     found.append(send)
     found += [_latency_target(results), _memory_target(results)]
+    found += [
+        _cli_loss_free_target(results, PER_DATAGRAM, 0.9),
+        _cli_loss_free_target(results, UVLOOP, 1.5),
+        _cli_cpu_target(results),
+        _cli_sender_target(results),
+        *_foreign_targets(results),
+    ]
     return found
 
 
@@ -537,6 +666,7 @@ SENDER_LABELS = {
     "aiomcast-send": "aiomcast `await send()`",
     "aiomcast-send-many": "aiomcast `send_many` of 64 (GSO)",
     "aiomcast-send-many-no-gso": "aiomcast `send_many` of 64, sendmmsg only",
+    "aiomcast-cli-send": "`aiomcast send --rate 0 --size 64` (send_many of 64, GSO)",
     "trio-aiomcast-send": "aiomcast.anyio `await send()` on trio",
     "trio-aiomcast-send-many": "aiomcast.anyio `send_many` of 64 on trio",
     "trio-socket-sendto": "trio socket `await sendto`",
@@ -640,6 +770,44 @@ def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
     ]
 
 
+FOREIGN_LABELS = {
+    "marked": "aiomcast's timestamped header (well-formed)",
+    "random": "random bytes",
+    "high32": "a counter in the high 32 bits of the first 8 bytes",
+}
+
+
+def _foreign_lines(rows: list[dict[str, Any]]) -> list[str]:
+    summary = foreign_summary(rows)
+    table = _table(
+        ["payload", "runs", "received / sent", "unnumbered", "CPU µs per datagram", "RSS MiB"],
+        (
+            [
+                FOREIGN_LABELS.get(payload, payload),
+                str(row["runs"]),
+                ", ".join(f"{got:,} / {sent:,}" for got, sent in row["received"]),
+                ", ".join(f"{n:,}" for n in row["unnumbered"]),
+                f"{_num(row['cpu_us'])}"
+                + (
+                    f" ({row['cpu_range'][0]:.2f}-{row['cpu_range'][1]:.2f})"
+                    if row["cpu_range"] and row["runs"] > 1
+                    else ""
+                ),
+                f"{_num(row['rss_first_mib'], 1)}, growth {_num(row['growth_mib'], 1)}",
+            ]
+            for payload, row in summary.items()
+        ),
+    )
+    return [
+        "mcsend.c at 100k/s for 5 s into `aiomcast listen --stats` (its default --format "
+        "auto), the payloads in rounds, each once per round; CPU per datagram is the median "
+        "run's (the range in brackets), RSS the first sample after 1 s of load and the "
+        "largest growth above it over a run.",
+        "",
+        *table,
+    ]
+
+
 def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
     """The human-readable report: one table per measurement, then what was skipped."""
     meta = results["meta"]
@@ -705,6 +873,12 @@ def markdown(results: dict[str, Any], plot_note: str | None = None) -> str:
             "p50s in brackets (one run's p50 moves by tens of µs here).",
             "",
             *_latency_table(results["latency"]),
+        ]
+    if results.get("foreign"):
+        lines += [
+            "## `aiomcast listen --stats` under foreign payloads",
+            "",
+            *_foreign_lines(results["foreign"]),
         ]
     lines += [
         "## Memory: aiomcast per-datagram receiver under overload",

@@ -152,3 +152,24 @@ def test_rates_on_the_command_line(plan: ModuleType, text: str, rates: tuple[int
 def test_bad_rates_are_refused_by_name(plan: ModuleType, text: str, words: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=words):
         plan.parse_rates(text)
+
+
+def test_the_command_line_rows(plan: ModuleType) -> None:
+    # aiomcast listen --stats sweeps like every receiver, runs no latency point (mcsend's
+    # seq payloads carry no header it reads send times from), and adds the foreign-payload
+    # rounds after the memory run; aiomcast send is one more sender.
+    profile = plan.QUICK
+    receivers = ["aiomcast", "uvloop-protocol", plan.CLI_RECEIVER]
+    steps = plan.plan(profile, receivers, [plan.CLI_SENDER], [100_000], iperf2=True)
+    kinds = [s.kind for s in steps]
+    order = ["sweep", "refine", "iperf2-load", "latency", "memory", "foreign", "sender", "own"]
+    assert [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k] == order
+    assert plan.CLI_RECEIVER in {s.name for s in steps if s.kind == "sweep"}
+    assert plan.CLI_RECEIVER in {s.name for s in steps if s.kind == "iperf2-load"}
+    assert plan.CLI_RECEIVER not in {s.name for s in steps if s.kind == "latency"}
+    foreign = [s for s in steps if s.kind == "foreign"]
+    assert [s.name for s in foreign] == list(plan.FOREIGN_PAYLOADS) * profile.foreign_rounds
+    assert {(s.rate, s.seconds) for s in foreign} == {(100_000, 5.0)}
+    assert foreign[0].label == "aiomcast listen, marked payloads @ 100k/s"
+    without = plan.plan(profile, ["aiomcast"], [], [100_000], iperf2=False)
+    assert "foreign" not in {s.kind for s in without}
