@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 from ._address import Family, Group, TTLScope, max_payload, validate_port, validate_ttl
 from ._endpoint import Receiver
@@ -215,9 +215,10 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _emit(obj: object, stream: TextIO = sys.stdout) -> None:
-    stream.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
-    stream.flush()
+def _emit(obj: object) -> None:
+    # sys.stdout looked up at each call: a caller may have redirected it.
+    sys.stdout.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
+    sys.stdout.flush()
 
 
 def _payload_text(payload: bytes) -> str:
