@@ -435,6 +435,43 @@ def measure_own_path(bench: Bench, sender: str, seconds: float) -> dict[str, Any
     }
 
 
+def measure_pacing(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
+    """``aiomcast send --rate RATE --count RATE*seconds`` into the C receiver: the rate achieved.
+
+    Two views of it: the sender's (datagrams over its elapsed time, which ends when the last
+    datagram's slot does) and the receiver's (n arrivals span n - 1 slots: n - 1 over the
+    time from the first arrival to the last). Run with RPS on the
+    receiving veth, as the senders are, so the sender's CPU does the sending only.
+    """
+    port, count = bench.next_port(), int(rate * seconds)
+    side = bench.setup.sender
+    with bench.setup.rps(True), bench.start_receiver("c-recvmmsg", port, count, "seq", False) as rx:
+        argv = [sys.executable, str(HERE / "senders.py"), "aiomcast-cli-send", "--group", GROUP]
+        argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
+        argv += ["--count", str(count), "--max-seconds", f"{seconds * 3 + 1:g}"]
+        argv += ["--rate", str(rate)]
+        with Child(side.command(*argv), "aiomcast send") as tx:
+            sent = tx.json_result(seconds * 3 + 30)
+        received = rx.json_result(bench.idle + 30)
+    stats = sent["cli_stats"]
+    unique, span = int(received["unique"]), float(received["span_s"])
+    arrival = (unique - 1) / span if unique > 1 and span > 0 else None
+    return {
+        "rate_target": rate,
+        "seconds": seconds,
+        "sent": int(stats["sent"]),
+        "errors": int(stats["errors"]),
+        "sender_pps": float(stats["pps"]),
+        "sender_error_pct": 100.0 * (float(stats["pps"]) / rate - 1),
+        "arrival_pps": arrival,
+        "arrival_error_pct": None if arrival is None else 100.0 * (arrival / rate - 1),
+        "delivered_pct": 100.0 * unique / count if count else 0.0,
+        "cpu_s": sent["cpu_s"],
+        "sender_result": sent,
+        "receiver_result": received,
+    }
+
+
 def _send(bench: Bench, sender: str, port: int, seconds: float) -> dict[str, Any]:
     """Run ``sender`` unpaced for ``seconds`` to ``port``; its own JSON result."""
     count = SENDER_COUNT_CAP

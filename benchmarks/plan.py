@@ -66,6 +66,10 @@ NO_LATENCY: Final = frozenset({CLI_RECEIVER})
 FOREIGN_PAYLOADS: Final = ("marked", "random", "high32")
 FOREIGN_RATE: Final = 100_000
 FOREIGN_SECONDS: Final = 5.0
+#: The rates at which `aiomcast send`'s pacing is measured (datagrams/s), each this long;
+#: those above the load's unpaced rate are left out at run time.
+PACING_RATES: Final = (1_000, 10_000, 100_000, 200_000, 400_000, 600_000, 800_000, 1_000_000)
+PACING_SECONDS: Final = 2.0
 
 #: The C senders are measured first, as the calibration that picks the sweep's load.
 C_SENDERS: Final = ["c-sendmmsg", "c-gso"]
@@ -172,7 +176,9 @@ def loss_free_rate(points: list[dict[str, Any]]) -> float | None:
 class Step:
     """One measurement of the plan; ``seconds`` is how long its load runs."""
 
-    kind: str  # "sweep", "refine", "iperf2-load", "latency", "memory", "foreign", "sender", "own"
+    #: "sweep", "refine", "iperf2-load", "latency", "memory", "foreign", "sender", "pacing"
+    #: or "own"
+    kind: str
     name: str  # the receiver or sender
     rate: int
     seconds: float
@@ -184,6 +190,8 @@ class Step:
             return f"{self.kind} {self.name}"
         if self.kind == "foreign":
             return f"aiomcast listen, {self.name} payloads @ {rate_label(self.rate)}"
+        if self.kind == "pacing":
+            return f"aiomcast send pacing @ {rate_label(self.rate)}"
         if self.kind == "own":
             return f"sender {self.name}, own path"
         return f"{self.kind} {self.name} @ {rate_label(self.rate)}"
@@ -228,6 +236,8 @@ def plan(
             for payload in FOREIGN_PAYLOADS
         ]
     steps += [Step("sender", s, 0, profile.sender_seconds) for s in senders]
+    if CLI_SENDER in senders:
+        steps += [Step("pacing", CLI_SENDER, rate, PACING_SECONDS) for rate in PACING_RATES]
     steps += [
         Step("own", s, 0, profile.sender_seconds)
         for _ in range(profile.own_rounds - 1)

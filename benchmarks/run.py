@@ -51,6 +51,7 @@ from measure import (
     add_own_round,
     measure_foreign,
     measure_memory,
+    measure_pacing,
     measure_receiver,
     measure_sender,
 )
@@ -317,6 +318,7 @@ def run_all(
         "latency": [],
         "memory": None,
         "foreign": [],
+        "pacing": [],
         "senders": [],
     }
     for step in steps:
@@ -353,6 +355,9 @@ def run_all(
                 results["foreign"].append(
                     measure_foreign(bench, step.name, step.rate, step.seconds)
                 )
+            elif step.kind == "pacing":
+                if step.rate <= ceiling * 1.1:
+                    results["pacing"].append(measure_pacing(bench, step.rate, step.seconds))
             elif step.kind == "own":
                 row = next((r for r in results["senders"] if r["sender"] == step.name), None)
                 if row is not None and row["own_rounds"]:  # not over lo, nor after a failure

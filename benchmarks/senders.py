@@ -188,6 +188,8 @@ async def aiomcast_send_many_no_gso_sender(args: argparse.Namespace) -> Budget:
 def cli_sender(args: argparse.Namespace) -> dict[str, Any]:
     """aiomcast's command line, ``aiomcast send --rate 0 --size N``, run by ``aiomcast.cli.main``.
 
+    With ``--rate R`` (this row only) it paces at R instead: the pacing measurement.
+
     Its own payloads (aiomcast's test payloads: the sequence number and marker) and its own
     send loop (send_many of --burst 64 with GSO); timed around the whole command, which
     includes opening and closing its endpoint (about a millisecond). It runs in this process
@@ -196,7 +198,9 @@ def cli_sender(args: argparse.Namespace) -> dict[str, Any]:
     from aiomcast import cli
 
     argv = ["send", args.group, str(args.port), "--interface", args.interface, "--no-loop"]
-    argv += ["--size", str(args.size), "--rate", "0", "--burst", str(args.batch)]
+    argv += ["--size", str(args.size), "--rate", f"{args.rate:g}"]
+    if not args.rate:
+        argv += ["--burst", str(args.batch)]
     argv += ["--count", str(args.count), "--duration", f"{args.max_seconds:g}", "--stats"]
     out, err = io.StringIO(), io.StringIO()
     cpu0, t0 = cpu_seconds(), time.monotonic()
@@ -240,6 +244,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--max-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="aiomcast-cli-send only: pace at this rate"
+    )
     args = parser.parse_args(argv)
     if args.size < _HEADER.size:
         parser.error(f"--size {args.size} is below the {_HEADER.size}-byte header")

@@ -162,7 +162,8 @@ def test_the_command_line_rows(plan: ModuleType) -> None:
     receivers = ["aiomcast", "uvloop-protocol", plan.CLI_RECEIVER]
     steps = plan.plan(profile, receivers, [plan.CLI_SENDER], [100_000], iperf2=True)
     kinds = [s.kind for s in steps]
-    order = ["sweep", "refine", "iperf2-load", "latency", "memory", "foreign", "sender", "own"]
+    order = ["sweep", "refine", "iperf2-load", "latency", "memory", "foreign", "sender"]
+    order += ["pacing", "own"]
     assert [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k] == order
     assert plan.CLI_RECEIVER in {s.name for s in steps if s.kind == "sweep"}
     assert plan.CLI_RECEIVER in {s.name for s in steps if s.kind == "iperf2-load"}
@@ -171,5 +172,8 @@ def test_the_command_line_rows(plan: ModuleType) -> None:
     assert [s.name for s in foreign] == list(plan.FOREIGN_PAYLOADS) * profile.foreign_rounds
     assert {(s.rate, s.seconds) for s in foreign} == {(100_000, 5.0)}
     assert foreign[0].label == "aiomcast listen, marked payloads @ 100k/s"
-    without = plan.plan(profile, ["aiomcast"], [], [100_000], iperf2=False)
-    assert "foreign" not in {s.kind for s in without}
+    pacing = [s for s in steps if s.kind == "pacing"]
+    assert [s.rate for s in pacing] == list(plan.PACING_RATES)
+    assert pacing[0].label == "aiomcast send pacing @ 1k/s"
+    without = plan.plan(profile, ["aiomcast"], ["aiomcast-send"], [100_000], iperf2=False)
+    assert not {"foreign", "pacing"} & {s.kind for s in without}

@@ -90,3 +90,32 @@ def test_the_cli_receive_targets(report: ModuleType) -> None:
     results["summary"]["aiomcast-cli"]["loss_free_rate"] = 600_000.0
     assert report._cli_loss_free_target(results, "aiomcast", 0.9)["met"] is False
     assert report._cli_cpu_target({"sweep": []})["met"] is None
+
+
+def pacing_point(rate: int, sender_err: float, arrival_err: float | None) -> dict[str, Any]:
+    return {
+        "rate_target": rate,
+        "sender_error_pct": sender_err,
+        "arrival_error_pct": arrival_err,
+        "delivered_pct": 100.0,
+    }
+
+
+def test_the_pacing_target_holds_below_the_unpaced_rate(report: ModuleType) -> None:
+    # Unpaced, the CLI reached 1M/s into the lab: rates up to 900k/s must hold to 1 %.
+    senders = [{"sender": "aiomcast-cli-send", "rate": 1_000_000.0}]
+    rows = [
+        pacing_point(1_000, 0.01, -0.02),
+        pacing_point(100_000, -0.3, 0.5),
+        pacing_point(800_000, -0.9, 0.2),
+        pacing_point(1_000_000, -12.0, -11.0),  # past the limit: not held, not judged
+    ]
+    target = report._pacing_target({"pacing": rows, "senders": senders})
+    assert target["met"] is True
+    assert target["value"] == 800_000
+    assert "within 1 % up to 800k/s" in target["measured"]
+    rows[1]["arrival_error_pct"] = 1.5
+    assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
+    rows[1]["arrival_error_pct"] = None  # nothing arrived
+    assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
+    assert report._pacing_target({"pacing": [], "senders": senders})["met"] is None
