@@ -14,13 +14,21 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 import time
 from collections.abc import Iterable
 from typing import Any, Final, Literal
 
-from ._sequence import SequenceTracker, read_iperf2, read_marked
+from ._sequence import MARKER, TIMESTAMP_HEADER, TIMESTAMPED, SequenceTracker, read_iperf2
 
 __all__ = ["FORMATS", "Histogram", "Measurement"]
+
+#: The first 12 bytes of a payload: its number, then the marker and flags as one word.
+_MARKED_HEAD: Final = struct.Struct(">QI")
+#: The word's top 24 bits on a marked payload.
+_MARKED_WORD: Final = int.from_bytes(MARKER, "big")
+_NUMBER: Final = struct.Struct(">Q")
+_STAMP: Final = struct.Struct(">Q")
 
 #: The formats `listen --format` reads.
 FORMATS: Final = ("auto", "aiomcast", "iperf2")
@@ -48,6 +56,21 @@ class Histogram:
         self.total += 1
         if value > self.largest:
             self.largest = value
+
+    def add_many(self, values: list[int]) -> None:
+        """Count several latencies in ns (as ``add`` each, with fewer lookups)."""
+        counts, bucket_of = self.counts, self._bucket
+        largest, total = self.largest, self.total
+        for value in values:
+            if value < 0:
+                self.below_zero += 1
+                continue
+            bucket = bucket_of(value)
+            counts[bucket] = counts.get(bucket, 0) + 1
+            total += 1
+            if value > largest:
+                largest = value
+        self.largest, self.total = largest, total
 
     @classmethod
     def _bucket(cls, value: int) -> int:
@@ -121,49 +144,91 @@ class Measurement:
     def add(self, datagrams: Iterable[Any], received_ns: int) -> None:
         """Account for ``datagrams``, all received at ``received_ns`` (ns since the epoch).
 
-        Each is Datagram-like: it has ``payload``, ``source`` and ``source_port``.
+        Each is Datagram-like: it has ``payload``, ``source`` and ``source_port``. The
+        numbers of consecutive datagrams of one flow go to its tracker together
+        (``SequenceTracker.add_many``), and one header read (``struct``) serves the test
+        for aiomcast's marker, the number and the flags: this runs for every datagram that
+        ``aiomcast listen --stats`` reads.
         """
-        fmt, flows, latency = self.format, self.flows, self.latency
+        fmt = self.format
+        forced = fmt == "aiomcast"
+        head, marked_word = _MARKED_HEAD.unpack_from, _MARKED_WORD
+        number_only = _NUMBER.unpack_from
+        stamp = _STAMP.unpack_from
         now = received_ns / 1e9
+        count = size = unnumbered = 0
+        flow: Flow | None = None
+        last_source: object = None
+        last_port: object = None
+        numbers: list[int] = []
+        transits: list[int] = []
         for datagram in datagrams:
             payload = datagram.payload
-            self.datagrams += 1
-            self.bytes += len(payload)
+            length = len(payload)
+            count += 1
+            size += length
             sequence: int | None = None
             send_ns: int | None = None
             final = False
-            if fmt == "aiomcast":
-                if len(payload) >= 8:
-                    marked = read_marked(payload)
-                    sequence, send_ns = marked or (int.from_bytes(payload[:8], "big"), None)
-            else:
-                marked = read_marked(payload) if fmt == "auto" else None
-                if marked is not None:
-                    sequence, send_ns = marked
-                else:
-                    iperf2 = read_iperf2(payload, now)
-                    if iperf2 is not None:
-                        sequence, send_ns, final = iperf2
+            if length >= 12 and fmt != "iperf2":
+                sequence, word = head(payload)
+                if word >> 8 == marked_word:
+                    if word & TIMESTAMPED and length >= TIMESTAMP_HEADER.size:
+                        (send_ns,) = stamp(payload, 12)
+                elif not forced:
+                    sequence = None
+            elif forced and length >= 8:
+                (sequence,) = number_only(payload)
+            if sequence is None and not forced:
+                parsed = read_iperf2(payload, now)
+                if parsed is not None:
+                    sequence, iperf2_ns, final = parsed
+                    send_ns = iperf2_ns
             if sequence is None and not final:
-                self.unnumbered += 1
+                unnumbered += 1
                 continue
-            key = (datagram.source, datagram.source_port)
-            flow = flows.get(key)
-            if flow is None:
-                if len(flows) >= self.max_flows:
-                    self.unnumbered += 1
-                    continue
-                flow = flows[key] = Flow()
+            source, port = datagram.source, datagram.source_port
+            if flow is None or source != last_source or port != last_port:
+                if flow is not None:
+                    self._flush(flow, numbers, transits)
+                    numbers, transits = [], []
+                last_source, last_port = source, port
+                flow = self._flow(source, port)
+            if flow is None:  # past max_flows
+                unnumbered += 1
+                continue
             if final:
                 flow.finals += 1
                 continue
-            flow.tracker.add(sequence)
+            numbers.append(sequence)  # type: ignore[arg-type]  # set unless final
             if send_ns is not None:
-                transit = received_ns - send_ns
-                if flow.transit is not None:
-                    flow.jitter += (abs(transit - flow.transit) - flow.jitter) / 16
-                flow.transit = transit
-                latency.add(transit)
+                transits.append(received_ns - send_ns)
+        if flow is not None:
+            self._flush(flow, numbers, transits)
+        self.datagrams += count
+        self.bytes += size
+        self.unnumbered += unnumbered
+
+    def _flow(self, source: str, port: int) -> Flow | None:
+        """The flow of (source, port), made on first use; None past ``max_flows``."""
+        key = (source, port)
+        flow = self.flows.get(key)
+        if flow is None and len(self.flows) < self.max_flows:
+            flow = self.flows[key] = Flow()
+        return flow
+
+    def _flush(self, flow: Flow, numbers: list[int], transits: list[int]) -> None:
+        """Give a flow the numbers and transit times of a run of its datagrams."""
+        if numbers:
+            flow.tracker.add_many(numbers)
+        if transits:
+            self.latency.add_many(transits)
+            previous, jitter = flow.transit, flow.jitter
+            for transit in transits:
+                if previous is not None:
+                    jitter += (abs(transit - previous) - jitter) / 16
+                previous = transit
+            flow.transit, flow.jitter = previous, jitter
 
     def _sum(self, name: str) -> int:
         return sum(getattr(flow.tracker, name) for flow in self.flows.values())

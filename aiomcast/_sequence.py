@@ -234,6 +234,33 @@ class SequenceTracker:
             ends.insert(i + 1, end)
             self._expire()
 
+    def add_many(self, sequences: list[int]) -> None:
+        """Account for several received sequence numbers, in the order they arrived.
+
+        The same counts as ``add`` for each in turn; a run that continues the stream in
+        order (the common case) costs one comparison of lists, not a call per number.
+
+        Raises:
+            InvalidArgumentError: a number is not an integer 0 or more.
+        """
+        count = len(sequences)
+        highest = self.highest
+        if (
+            count
+            and highest is not None
+            and sequences[0] == highest + 1
+            and sequences[-1] == highest + count
+            and (count < 3 or sequences == list(range(highest + 1, highest + count + 1)))
+        ):
+            self.highest = highest = highest + count
+            self.unique += count
+            if self._head < len(self._starts) and self._starts[self._head] < highest - self.window:
+                self._expire()
+            return
+        add = self.add
+        for sequence in sequences:
+            add(sequence)
+
     def _prepend(self, start: int, end: int) -> None:
         if start >= end:
             return

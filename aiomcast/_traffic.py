@@ -27,6 +27,9 @@ from ._sequence import (
 
 __all__ = ["Pacer", "Payloads"]
 
+#: The marker and a flags byte of 0, as the 32-bit word that follows the sequence number.
+_MARKER_WORD = int.from_bytes(MARKER, "big") << 8
+
 
 class Payloads:
     """Builds the payloads of ``aiomcast send``: ``make(first, count)`` returns a batch.
@@ -52,14 +55,12 @@ class Payloads:
                     f"{TIMESTAMP_HEADER.size} bytes",
                     value=size,
                 )
-            pack = struct.Struct(f"{TIMESTAMP_HEADER.format}{size - TIMESTAMP_HEADER.size}x").pack
+            pack = struct.Struct(f">QIQ{size - TIMESTAMP_HEADER.size}x").pack
+            word = _MARKER_WORD | TIMESTAMPED
 
             def timestamped(first: int, count: int) -> list[bytes]:
                 now = time.time_ns()
-                mask = 2**64 - 1
-                return [
-                    pack(n & mask, MARKER, TIMESTAMPED, now) for n in range(first, first + count)
-                ]
+                return [pack(n, word, now) for n in range(first, first + count)]
 
             self._make = timestamped
         elif kind == "iperf2":
@@ -88,15 +89,18 @@ class Payloads:
                 f"size {size} is too small for the {SEQUENCE_HEADER.size}-byte sequence number",
                 value=size,
             )
-        mask = 2**64 - 1
         if size < SEQUENCE_HEADER.size + 4:  # no room for the marker
             short = struct.Struct(f">Q{size - SEQUENCE_HEADER.size}x").pack
-            return lambda first, count: [short(n & mask) for n in range(first, first + count)]
-        pack = struct.Struct(f">Q3sB{size - SEQUENCE_HEADER.size - 4}x").pack
-        return lambda first, count: [pack(n & mask, MARKER, 0) for n in range(first, first + count)]
+            return lambda first, count: [short(n) for n in range(first, first + count)]
+        pack = struct.Struct(f">QI{size - SEQUENCE_HEADER.size - 4}x").pack
+        return lambda first, count: [pack(n, _MARKER_WORD) for n in range(first, first + count)]
 
     def make(self, first: int, count: int) -> list[bytes]:
-        """The payloads of datagrams ``first`` to ``first + count - 1`` (numbered from 0)."""
+        """The payloads of datagrams ``first`` to ``first + count - 1`` (numbered from 0).
+
+        A send numbers its datagrams from 0, so the 64-bit numbers never wrap: at a billion
+        datagrams a second that would take 584 years.
+        """
         return self._make(first, count)
 
 

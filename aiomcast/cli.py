@@ -527,6 +527,9 @@ def _payloads(args: argparse.Namespace, family: Family) -> Payloads:
     return Payloads(kind, size)
 
 
+#: The shortest pacing sleep, in seconds: uvloop's timers count whole milliseconds.
+_QUANTUM = 0.001
+
 #: Consecutive refused sends after which ``send`` gives up (exit 1); fewer are counted.
 _MAX_ERRORS_IN_A_ROW = 100
 
@@ -573,6 +576,7 @@ async def _send(args: argparse.Namespace) -> int:
         send_many, make, count = tx.send_many, payloads.make, args.count
         started = time.monotonic()
         pacer = Pacer(args.rate, burst, started)
+        paced = args.rate > 0
         deadline = started + args.duration if args.duration is not None else math.inf
         attempted = sent = data_bytes = errors_in_a_row = 0
         next_yield = started
@@ -580,7 +584,7 @@ async def _send(args: argparse.Namespace) -> int:
             now = time.monotonic()
             if now >= deadline:
                 break
-            due = pacer.due(now)
+            due = pacer.due(now) if paced else None
             if due is None:  # unpaced
                 n = burst
                 if now >= next_yield:  # let signals and timers in, about once a millisecond
@@ -588,8 +592,11 @@ async def _send(args: argparse.Namespace) -> int:
                     next_yield = now + 0.001
             elif due > attempted:
                 n = min(due - attempted, chunk)
-            else:  # wake when the next burst falls due, at the deadline, or on a signal
-                await sleep_until(min(pacer.at(attempted), deadline))
+            else:
+                # Wake when the next burst falls due (a millisecond at the least: the event
+                # loop's timers are no finer, and a shorter wait would spin), at the
+                # deadline, or on a signal; what fell due meanwhile then goes out at once.
+                await sleep_until(min(max(pacer.at(attempted), now + _QUANTUM), deadline))
                 continue
             if count:
                 n = min(n, count - attempted)

@@ -406,14 +406,17 @@ def _cli_sender_target(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _paced_ok(row: dict[str, Any]) -> bool:
-    """Whether a pacing point reached its rate to within 1 %, seen from both ends."""
+    """Whether a pacing point reached its rate to within 1 %.
+
+    The sender's view decides; the arrivals' is the cross-check where the C receiver kept up
+    (delivered 99.9 % or more: past that, the receiver's losses are in the arrival rate).
+    """
+    if abs(row["sender_error_pct"]) > 1.0:
+        return False
+    if row["delivered_pct"] < 100 * (1 - LOSS_FREE):
+        return True
     arrival = row.get("arrival_error_pct")
-    return (
-        abs(row["sender_error_pct"]) <= 1.0
-        and arrival is not None
-        and abs(arrival) <= 1.0
-        and row["delivered_pct"] >= 100 * (1 - LOSS_FREE)
-    )
+    return arrival is not None and abs(arrival) <= 1.0
 
 
 def _pacing_target(results: dict[str, Any]) -> dict[str, Any]:
@@ -461,7 +464,10 @@ def _pacing_lines(rows: list[dict[str, Any]]) -> list[str]:
         "`aiomcast send --size 64 --rate R --count 2R` (2 s) into the C receiver, with RPS on "
         "the receiving veth. The sender's rate is its datagrams over its elapsed time (which "
         "ends when the last datagram's slot does); the arrivals' is n - 1 over the time from "
-        "the first arrival to the last, at the C receiver.",
+        "the first arrival to the last, at the C receiver, a cross-check where it kept up "
+        "(delivered 99.9 % or more). CPU s is the command's over the run: sleeps between "
+        "sends are a millisecond at the least (the event loop's timers), and what fell due "
+        "meanwhile goes out at once, in `send_many` calls of up to 64.",
         "",
         *table,
     ]

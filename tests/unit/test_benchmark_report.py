@@ -118,4 +118,8 @@ def test_the_pacing_target_holds_below_the_unpaced_rate(report: ModuleType) -> N
     assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
     rows[1]["arrival_error_pct"] = None  # nothing arrived
     assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
+    rows[1]["delivered_pct"] = 80.0  # the receiver did not keep up: no cross-check
+    assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is True
+    rows[2]["sender_error_pct"] = -1.2
+    assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
     assert report._pacing_target({"pacing": [], "senders": senders})["met"] is None
