@@ -561,13 +561,15 @@ async def _send(args: argparse.Namespace) -> int:
         wake()
 
     async def sleep_until(when: float) -> None:
+        # Timers may fire a fraction of a millisecond early (uvloop rounds to whole ones).
         nonlocal waiter
-        waiter = loop.create_future()
-        handle = loop.call_later(max(0.0, when - time.monotonic()), wake)
-        try:
-            await waiter
-        finally:
-            handle.cancel()
+        while not stopped and (left := when - time.monotonic()) > 0:
+            waiter = loop.create_future()
+            handle = loop.call_later(left, wake)
+            try:
+                await waiter
+            finally:
+                handle.cancel()
 
     _on_stop(stop)
     async with open_sender(
@@ -580,24 +582,33 @@ async def _send(args: argparse.Namespace) -> int:
         deadline = started + args.duration if args.duration is not None else math.inf
         attempted = sent = data_bytes = errors_in_a_row = 0
         next_yield = started
+        # Paced: each wake-up sends what is due by then (``target``) and sleeps again, a
+        # millisecond at the least (the event loop's timers are no finer; a shorter wait
+        # would spin, and so would sends of one datagram chasing the schedule: each costs
+        # more than the gap between two at 100k/s). Only when a whole ``gather`` fell due
+        # meanwhile does it send on without sleeping (it is behind).
+        gather = max(burst, min(chunk, math.ceil(args.rate * _QUANTUM)))
+        target = 0
         while not stopped and (not count or attempted < count):
             now = time.monotonic()
             if now >= deadline:
                 break
-            due = pacer.due(now) if paced else None
-            if due is None:  # unpaced
+            if not paced:
                 n = burst
                 if now >= next_yield:  # let signals and timers in, about once a millisecond
                     await asyncio.sleep(0)
                     next_yield = now + 0.001
-            elif due > attempted:
-                n = min(due - attempted, chunk)
             else:
-                # Wake when the next burst falls due (a millisecond at the least: the event
-                # loop's timers are no finer, and a shorter wait would spin), at the
-                # deadline, or on a signal; what fell due meanwhile then goes out at once.
-                await sleep_until(min(max(pacer.at(attempted), now + _QUANTUM), deadline))
-                continue
+                if attempted >= target:
+                    due = pacer.due(now) or 0
+                    if due - attempted >= gather:
+                        target = due
+                    else:
+                        # Until the next burst falls due, the deadline, or a signal.
+                        await sleep_until(min(max(pacer.at(attempted), now + _QUANTUM), deadline))
+                        target = pacer.due(time.monotonic()) or 0
+                        continue
+                n = min(target - attempted, chunk)
             if count:
                 n = min(n, count - attempted)
             batch = make(attempted, n)
