@@ -435,27 +435,38 @@ def measure_own_path(bench: Bench, sender: str, seconds: float) -> dict[str, Any
     }
 
 
-def measure_pacing(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
-    """``aiomcast send --rate RATE --count RATE*seconds`` into the C receiver: the rate achieved.
+def _paced_send(bench: Bench, port: int, rate: int, seconds: float) -> dict[str, Any]:
+    """Run ``aiomcast send --rate RATE --count RATE*seconds`` to ``port``; its JSON line."""
+    side = bench.setup.sender
+    argv = [sys.executable, str(HERE / "senders.py"), "aiomcast-cli-send", "--group", GROUP]
+    argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
+    argv += ["--count", str(int(rate * seconds)), "--max-seconds", f"{seconds * 3 + 1:g}"]
+    argv += ["--rate", str(rate)]
+    with Child(side.command(*argv), "aiomcast send") as tx:
+        return tx.json_result(seconds * 3 + 30)
 
-    Two views of it: the sender's (datagrams over its elapsed time, which ends when the last
-    datagram's slot does) and the receiver's (n arrivals span n - 1 slots: n - 1 over the
-    time from the first arrival to the last). Run with RPS on the
-    receiving veth, as the senders are, so the sender's CPU does the sending only.
+
+def measure_pacing(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
+    """``aiomcast send --rate RATE`` for ``seconds``: the rate achieved, two ways.
+
+    Into the lab, to the C receiver with RPS on the receiving veth (as the senders are): the
+    sender's rate (datagrams over its elapsed time, which ends when the last datagram's slot
+    does) and the arrivals' (n arrivals span n - 1 slots: n - 1 over the time from the first
+    to the last). Then on its own path (the receiving end down, as the senders' own-path
+    rounds): the sender's rate without the receiving kernel's work interrupting its CPU.
     """
     port, count = bench.next_port(), int(rate * seconds)
-    side = bench.setup.sender
     with bench.setup.rps(True), bench.start_receiver("c-recvmmsg", port, count, "seq", False) as rx:
-        argv = [sys.executable, str(HERE / "senders.py"), "aiomcast-cli-send", "--group", GROUP]
-        argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
-        argv += ["--count", str(count), "--max-seconds", f"{seconds * 3 + 1:g}"]
-        argv += ["--rate", str(rate)]
-        with Child(side.command(*argv), "aiomcast send") as tx:
-            sent = tx.json_result(seconds * 3 + 30)
+        sent = _paced_send(bench, port, rate, seconds)
         received = rx.json_result(bench.idle + 30)
+    own: dict[str, Any] | None = None
+    with bench.setup.peer_down() as down:
+        if down:
+            own = _paced_send(bench, bench.next_port(), rate, seconds)
     stats = sent["cli_stats"]
     unique, span = int(received["unique"]), float(received["span_s"])
     arrival = (unique - 1) / span if unique > 1 and span > 0 else None
+    own_pps = None if own is None else float(own["cli_stats"]["pps"])
     return {
         "rate_target": rate,
         "seconds": seconds,
@@ -467,7 +478,11 @@ def measure_pacing(bench: Bench, rate: int, seconds: float) -> dict[str, Any]:
         "arrival_error_pct": None if arrival is None else 100.0 * (arrival / rate - 1),
         "delivered_pct": 100.0 * unique / count if count else 0.0,
         "cpu_s": sent["cpu_s"],
+        "own_pps": own_pps,
+        "own_error_pct": None if own_pps is None else 100.0 * (own_pps / rate - 1),
+        "own_cpu_s": None if own is None else own["cpu_s"],
         "sender_result": sent,
+        "own_result": own,
         "receiver_result": received,
     }
 

@@ -419,55 +419,82 @@ def _paced_ok(row: dict[str, Any]) -> bool:
     return arrival is not None and abs(arrival) <= 1.0
 
 
+def _held_up_to(rows: list[dict[str, Any]], ok: Any) -> int | None:
+    """The highest rate up to which every point (from the lowest) is ``ok``."""
+    top = None
+    for row in rows:
+        if not ok(row):
+            break
+        top = row["rate_target"]
+    return top
+
+
+def _own_ok(row: dict[str, Any]) -> bool:
+    error = row.get("own_error_pct")
+    return error is not None and abs(error) <= 1.0
+
+
 def _pacing_target(results: dict[str, Any]) -> dict[str, Any]:
-    """`aiomcast send --rate R`: within 1 % at every rate below 90 % of its unpaced rate."""
+    """`aiomcast send --rate R` within 1 %: on its own path at every rate below 90 % of
+    its unpaced own-path rate; into the lab, up to where it holds (reported, not judged).
+    """
     name = "`aiomcast send --rate R` achieves R to within 1 %"
     rows = sorted(results.get("pacing") or [], key=lambda r: r["rate_target"])
     if not rows:
         return _target(name, "from 1k/s to the limit", "not measured", None, None)
-    unpaced = _sender_rate(results, CLI_SENDER, own=False)
+    unpaced = _sender_rate(results, CLI_SENDER)  # own path
     below = [r for r in rows if unpaced is None or r["rate_target"] <= 0.9 * unpaced]
-    held = [r["rate_target"] for r in rows if _paced_ok(r)]
-    top = max(held) if held else None
-    worst = max(
-        (abs(r["sender_error_pct"]), abs(r["arrival_error_pct"] or 0.0)) for r in below or rows
-    )
+    own_top, lab_top = _held_up_to(rows, _own_ok), _held_up_to(rows, _paced_ok)
     measured = (
-        f"within 1 % up to {_rate_or_none(top)}; worst error below the limit {max(worst):.2f} %"
+        f"own path: within 1 % up to {_rate_or_none(own_top)}; into the lab's receiver: up "
+        f"to {_rate_or_none(lab_top)}"
     )
-    note = f"unpaced, `aiomcast send` reached {_rate_or_none(unpaced)} into the lab"
-    met = bool(below) and all(_paced_ok(r) for r in below)
-    return _target(name, "from 1k/s to the limit", measured, top, met, note)
+    beyond = next((r for r in rows if not _paced_ok(r)), None)
+    note = f"unpaced, its own path reaches {_rate_or_none(unpaced)}"
+    if beyond is not None:
+        note += (
+            f"; into the lab at {rate_label(beyond['rate_target'])} it reached "
+            f"{beyond['sender_pps'] / 1e3:,.0f}k/s (the receiving kernel's work, moved by RPS, "
+            "interrupts the sender's CPU)"
+        )
+    met = bool(below) and all(_own_ok(r) for r in below) and lab_top is not None
+    return _target(name, "from 1k/s to the limit", measured, own_top, met, note)
 
 
 def _pacing_lines(rows: list[dict[str, Any]]) -> list[str]:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:+.3f}"
+
     table = _table(
         [
-            *("asked", "sent", "sender: datagrams/s", "error %", "arrivals: datagrams/s"),
-            *("error %", "delivered %", "CPU s"),
+            *("asked", "into the lab: sender's rate", "error %", "arrivals' rate", "error %"),
+            *("delivered %", "CPU s", "own path: rate", "error %", "CPU s"),
         ],
         (
             [
                 rate_label(r["rate_target"]),
-                f"{r['sent']:,}",
                 f"{r['sender_pps']:,.1f}",
-                f"{r['sender_error_pct']:+.3f}",
+                pct(r["sender_error_pct"]),
                 "-" if r["arrival_pps"] is None else f"{r['arrival_pps']:,.1f}",
-                "-" if r["arrival_error_pct"] is None else f"{r['arrival_error_pct']:+.3f}",
+                pct(r["arrival_error_pct"]),
                 f"{r['delivered_pct']:.2f}",
                 f"{r['cpu_s']:.2f}",
+                "-" if r.get("own_pps") is None else f"{r['own_pps']:,.1f}",
+                pct(r.get("own_error_pct")),
+                "-" if r.get("own_cpu_s") is None else f"{r['own_cpu_s']:.2f}",
             ]
             for r in sorted(rows, key=lambda r: r["rate_target"])
         ),
     )
     return [
-        "`aiomcast send --size 64 --rate R --count 2R` (2 s) into the C receiver, with RPS on "
-        "the receiving veth. The sender's rate is its datagrams over its elapsed time (which "
-        "ends when the last datagram's slot does); the arrivals' is n - 1 over the time from "
-        "the first arrival to the last, at the C receiver, a cross-check where it kept up "
-        "(delivered 99.9 % or more). CPU s is the command's over the run: sleeps between "
-        "sends are a millisecond at the least (the event loop's timers), and what fell due "
-        "meanwhile goes out at once, in `send_many` calls of up to 64.",
+        "`aiomcast send --size 64 --rate R --count 2R` (2 s), into the C receiver with RPS on "
+        "the receiving veth, then on its own path (the receiving end down). The sender's "
+        "rate is its datagrams over its elapsed time (which ends when the last datagram's "
+        "slot does); the arrivals' is n - 1 over the time from the first arrival to the "
+        "last, a cross-check where the receiver kept up (delivered 99.9 % or more). CPU s is "
+        "the command's over the run: it sleeps a millisecond at the least between sends (the "
+        "event loop's timers), and what fell due meanwhile goes out at once, in `send_many` "
+        "calls of up to 64.",
         "",
         *table,
     ]

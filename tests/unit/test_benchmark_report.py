@@ -92,34 +92,41 @@ def test_the_cli_receive_targets(report: ModuleType) -> None:
     assert report._cli_cpu_target({"sweep": []})["met"] is None
 
 
-def pacing_point(rate: int, sender_err: float, arrival_err: float | None) -> dict[str, Any]:
+def pacing_point(rate: int, sender_err: float, own_err: float | None) -> dict[str, Any]:
     return {
         "rate_target": rate,
+        "sender_pps": rate * (1 + sender_err / 100),
         "sender_error_pct": sender_err,
-        "arrival_error_pct": arrival_err,
+        "arrival_error_pct": sender_err,
         "delivered_pct": 100.0,
+        "own_error_pct": own_err,
     }
 
 
-def test_the_pacing_target_holds_below_the_unpaced_rate(report: ModuleType) -> None:
-    # Unpaced, the CLI reached 1M/s into the lab: rates up to 900k/s must hold to 1 %.
-    senders = [{"sender": "aiomcast-cli-send", "rate": 1_000_000.0}]
+def test_the_pacing_target(report: ModuleType) -> None:
+    # Unpaced on its own path the CLI reached 4M/s: up to 3.6M/s it must hold 1 % there.
+    senders = [{"sender": "aiomcast-cli-send", "rate": 2e6, "own": {"rate": 4e6}}]
     rows = [
         pacing_point(1_000, 0.01, -0.02),
         pacing_point(100_000, -0.3, 0.5),
-        pacing_point(800_000, -0.9, 0.2),
-        pacing_point(1_000_000, -12.0, -11.0),  # past the limit: not held, not judged
+        pacing_point(1_000_000, -9.0, 0.2),  # into the lab it fell behind: the lab's limit
+        pacing_point(3_000_000, -60.0, -0.4),
     ]
     target = report._pacing_target({"pacing": rows, "senders": senders})
     assert target["met"] is True
-    assert target["value"] == 800_000
-    assert "within 1 % up to 800k/s" in target["measured"]
-    rows[1]["arrival_error_pct"] = 1.5
+    assert target["value"] == 3_000_000
+    assert (
+        "own path: within 1 % up to 3,000k/s; into the lab's receiver: up to 100k/s"
+        in (target["measured"])
+    )
+    assert "into the lab at 1M/s it reached 910k/s" in target["note"]
+    rows[1]["own_error_pct"] = 1.5
     assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
-    rows[1]["arrival_error_pct"] = None  # nothing arrived
+    rows[1]["own_error_pct"] = None  # not measured on its own path
     assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
-    rows[1]["delivered_pct"] = 80.0  # the receiver did not keep up: no cross-check
+    rows[1]["own_error_pct"] = 0.1
+    rows[0]["arrival_error_pct"] = 2.0  # the receiver kept up, and saw another rate
+    assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
+    rows[0]["delivered_pct"] = 80.0  # it did not keep up: no cross-check
     assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is True
-    rows[2]["sender_error_pct"] = -1.2
-    assert report._pacing_target({"pacing": rows, "senders": senders})["met"] is False
     assert report._pacing_target({"pacing": [], "senders": senders})["met"] is None
