@@ -50,7 +50,13 @@ from ._interfaces import (
 from ._membership import MembershipTable
 from ._options import PLATFORM, check_source
 from ._protocol import MulticastProtocol
-from ._send import check_ipv6_host_scope, check_iterable, check_payloads, destination_address
+from ._send import (
+    check_ipv6_host_scope,
+    check_iterable,
+    check_payloads,
+    destination_address,
+    unicast_address,
+)
 from ._transport import Transport
 from ._types import Datagram, Membership, Overflow, Stats
 from ._watch import FollowingAPI, InterfaceWatcher
@@ -673,6 +679,30 @@ class _SendAPI(_Core):
         destination = self._destination(group, port, self._default_destination)
         if self._ttl == 0 and self._family is Family.IPV6:
             check_ipv6_host_scope(destination[0])
+        await self._send(payload, destination)
+
+    async def send_to(
+        self, payload: bytes | bytearray | memoryview, address: object, port: int
+    ) -> None:
+        """Send one datagram by unicast to ``address``:``port``, from this endpoint's socket.
+
+        The reply of a responder: ``await ep.send_to(answer, d.source, d.source_port)``
+        answers a query ``d`` from the port the query was sent to, so it gets through to a
+        peer that only expects answers from there (ssmping, mDNS legacy unicast, SSDP). An
+        IPv6 link-local peer needs its zone: ``fe80::1%eth0``. It goes out as the routing
+        table says, with the system's unicast TTL (IP_TTL), not the endpoint's multicast
+        TTL, and waits while the transport's buffer is above its high-water mark.
+
+        Raises:
+            InvalidArgumentError: ``address`` is not a unicast address of the endpoint's
+                family (a group goes to send()).
+            InvalidPortError: ``port`` is not 1-65535.
+            PayloadTooLargeError: more than 65507 (IPv4) / 65527 (IPv6) bytes.
+            EndpointClosedError: the endpoint is closed.
+            KernelError: the kernel refused the datagram (no route to the peer, for one).
+        """
+        self._check_open()
+        destination = unicast_address(address, port, self._family, self._zone_index)
         await self._send(payload, destination)
 
 

@@ -3,6 +3,7 @@
 # (Sender.send); everything else comes here, and every refusal names the value.
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeGuard
 
@@ -15,9 +16,15 @@ from ._address import (
     max_payload,
     validate_port,
 )
-from ._errors import InvalidArgumentError, InvalidGroupError, InvalidTTLError
+from ._errors import InvalidArgumentError, InvalidGroupError, InvalidTTLError, show
 
-__all__ = ["check_ipv6_host_scope", "check_iterable", "check_payloads", "destination_address"]
+__all__ = [
+    "check_ipv6_host_scope",
+    "check_iterable",
+    "check_payloads",
+    "destination_address",
+    "unicast_address",
+]
 
 _BYTES_ONLY: Final = {bytes}
 
@@ -119,3 +126,50 @@ def destination_address(
         scope_id = zone_index(target.zone) if target.zone is not None else 0
         return (host, dport, 0, scope_id)
     return (host, dport)
+
+
+def unicast_address(
+    address: object, port: object, family: Family, zone_index: Callable[[str], int]
+) -> tuple[Any, ...]:
+    """The socket address of a unicast peer: ``address`` (text or ipaddress) and ``port``.
+
+    An IPv6 address may carry its zone (``fe80::1%eth0``, or an interface index), which
+    ``zone_index`` turns into the scope id a link-local peer needs.
+
+    Raises:
+        InvalidArgumentError: not an address of the family, a multicast address (send() is
+            for groups), or the unspecified address.
+        InvalidPortError: not a port 1-65535.
+        InterfaceError: the zone names no interface.
+    """
+    text = (
+        str(address)
+        if isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address)
+        else address
+    )
+    if not isinstance(text, str):
+        raise InvalidArgumentError(
+            f"address must be an IP address as text, not {type(address).__name__}",
+            value=show(address),
+        )
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidArgumentError(f"{show(text)} is not an IP address", value=text) from None
+    if parsed.version != (4 if family is Family.IPV4 else 6):
+        raise InvalidArgumentError(
+            f"{show(text)} is IPv{parsed.version} but the endpoint is {family.label}", value=text
+        )
+    if parsed.is_multicast:
+        raise InvalidArgumentError(
+            f"{show(text)} is a multicast group: send_to is for unicast peers, send() for groups",
+            value=text,
+        )
+    if parsed.is_unspecified:
+        raise InvalidArgumentError(f"{show(text)} is the unspecified address", value=text)
+    dport = validate_port(port, allow_zero=False)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        zone = parsed.scope_id
+        host = str(parsed).split("%", 1)[0]
+        return (host, dport, 0, zone_index(zone) if zone else 0)
+    return (str(parsed), dport)

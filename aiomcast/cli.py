@@ -1,4 +1,4 @@
-"""The ``aiomcast`` command line: interfaces, listen, send and demo.
+"""The ``aiomcast`` command line: interfaces, listen, send, ping and demo.
 
 Bad input exits with status 2 and one line on stderr; runtime failures exit with 1; Ctrl-C
 (SIGINT) or SIGTERM stops ``listen`` and ``send`` cleanly, with their summaries printed. The
@@ -25,6 +25,7 @@ from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve
 from ._measure import FORMATS, Measurement
 from ._metadata import Metadata
 from ._open import open_receiver, open_sender
+from ._ping import run_ping
 from ._run import run
 from ._sequence import IPERF2_HEADER, TIMESTAMP_HEADER, pack_iperf2
 from ._traffic import Pacer, Payloads
@@ -61,6 +62,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number greater than 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, 0 or more")
     return value
 
 
@@ -208,6 +219,46 @@ def _build_parser() -> _Parser:
         action="store_true",
         help="one JSON summary at the end: sent, bytes, errors, elapsed, pps, mbps",
     )
+
+    p = sub.add_parser(
+        "ping",
+        help="ask peers how multicast and unicast reach them (as omping and ssmping do)",
+        description="Every host runs it on one group and port; each answers every query by "
+        "unicast and through the group. Given peers, it also queries them once per "
+        "interval and reports per peer: loss each way, round trip min/avg/max/std-dev (on "
+        "this host's clock), duplicates and the TTL that arrived. Exit status 0 when every "
+        "peer answered each way at least once, 1 otherwise.",
+    )
+    p.add_argument("group", help="the multicast group the answers come back on")
+    p.add_argument("port", help="the UDP port every host uses")
+    p.add_argument("peers", nargs="*", metavar="PEER", help="addresses to query; none: only answer")
+    p.add_argument("--interface", "-i", help="name, index or local address")
+    p.add_argument(
+        "--count", "-c", type=_count, default=5, help="queries per peer (default 5; 0: no end)"
+    )
+    p.add_argument(
+        "--interval", type=_positive_float, default=1.0, help="seconds between queries (default 1)"
+    )
+    p.add_argument(
+        "--wait",
+        type=_positive_float,
+        default=1.0,
+        help="seconds to wait for answers after the last query (default 1)",
+    )
+    p.add_argument(
+        "--wait-for-peers",
+        type=_non_negative_float,
+        default=5.0,
+        metavar="S",
+        help="before counting, probe until every peer answers, at most S seconds (default 5; "
+        "0: count from the first query)",
+    )
+    p.add_argument(
+        "--ttl", default="64", help="TTL / hop limit of the answers through the group (default 64)"
+    )
+    p.add_argument("--size", type=_count, default=0, help="pad messages to N bytes")
+    p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
+    p.add_argument("--json", action="store_true", help="one JSON summary, no line per answer")
 
     p = sub.add_parser("demo", help="show multicast working on this host, no set-up needed")
     p.add_argument("--interface", "-i", help="run on this interface, IPv4 and IPv6 (default lo)")
@@ -663,6 +714,10 @@ async def _send(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _ping(args: argparse.Namespace) -> int:
+    return await run_ping(args, _on_stop)
+
+
 def _interfaces(args: argparse.Namespace) -> int:
     items = list_interfaces()
     if args.json:
@@ -761,7 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "interfaces":
             return _interfaces(args)
-        command = {"listen": _listen, "send": _send, "demo": _demo}[args.command]
+        command = {"listen": _listen, "send": _send, "demo": _demo, "ping": _ping}[args.command]
         return run(command(args))
     except InvalidArgumentError as exc:
         print(f"aiomcast: error: {exc}", file=sys.stderr)

@@ -1077,8 +1077,12 @@ SUMMARY_RECEIVERS = (
     PER_DATAGRAM,
     BATCHES,
     "trio-aiomcast",
+    CLI_RECEIVER,
 )
-SUMMARY_SENDERS = ("asyncio-sendto", UVLOOP_SENDTO, SEND_SENDER, NO_GSO_SENDER, GSO_SENDER)
+SUMMARY_SENDERS = (
+    *("asyncio-sendto", UVLOOP_SENDTO, SEND_SENDER, NO_GSO_SENDER, GSO_SENDER),
+    CLI_SENDER,
+)
 
 
 def summary_plot(results: dict[str, Any], path: Path) -> None:

@@ -357,6 +357,13 @@ BAD_INPUT = [
     ([], "command"),
     (["listen"], "group, port"),
     (["send", G], "port"),
+    (["ping", G, P, "nope", *LO], "'nope'"),
+    (["ping", G, P, "::1", *LO], "'::1' is IPv6"),
+    (["ping", G, P, *LO, "--ttl", "300"], "TTL 300"),
+    (["ping", G, P, *LO, "--size", "70000"], "--size 70000"),
+    (["ping", G, P, *LO, "--interval", "0"], "'0'"),
+    (["ping", "10.0.0.1", P, *LO], "'10.0.0.1'"),
+    (["ping", G, "0", *LO], "port 0"),
     (["listen", G, P, *LO, "--json", "--stats"], "--stats"),
 ]
 
