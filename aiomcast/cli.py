@@ -499,15 +499,30 @@ async def _consume(
             ticker = loop.call_later(interval, report)
 
         ticker = loop.call_later(interval, report)
+    idle = args.idle
+    idle_timer: asyncio.TimerHandle | None = None
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout_at(end) as scope:
             _on_stop(lambda: scope.reschedule(loop.time()))
+
+            def idle_check() -> None:
+                # --idle, checked lazily: a timer per idle period, not a reschedule per batch.
+                nonlocal idle_timer
+                assert last is not None
+                assert idle is not None
+                if loop.time() >= last + idle:
+                    scope.reschedule(loop.time())
+                else:
+                    idle_timer = loop.call_at(last + idle, idle_check)
+
             async for batch in rx.batches():
                 if args.count and count + len(batch) > args.count:
                     batch = batch[: args.count - count]
                 last = loop.time()
                 if first is None:
                     first = last
+                    if idle is not None:
+                        idle_timer = loop.call_at(last + idle, idle_check)
                 count += len(batch)
                 if measurement is not None:
                     measurement.add(batch, time.time_ns())
@@ -515,9 +530,8 @@ async def _consume(
                     printer.write(batch)
                 if args.count and count >= args.count:
                     break
-                if args.idle is not None:
-                    idle_end = last + args.idle
-                    scope.reschedule(idle_end if end is None else min(end, idle_end))
+    if idle_timer is not None:
+        idle_timer.cancel()
     if ticker is not None:
         ticker.cancel()
         if measurement is not None and measurement.unreported:

@@ -282,6 +282,19 @@ def test_listen_idle_counts_from_the_first_datagram() -> None:
     assert 0.3 <= took < 4  # stopped by --idle, long before --duration
 
 
+def test_listen_idle_restarts_with_every_datagram() -> None:
+    # Datagrams 0.3 s apart keep a listener with --idle 0.5 going: it stops 0.5 s after the
+    # last one, not 0.5 s after the first.
+    group, port = "239.255.88.22", free_port()
+    listen = cli("listen", group, str(port), *LO, "--json", "--idle", "0.5", "--duration", "8")
+    with background(listen, ready="joined") as rx:
+        sent = run(cli("send", group, str(port), *LO, "--count", "4", "--rate", "3.3"))
+        assert sent.returncode == 0, sent
+        got = rx.finish()
+    assert got.returncode == 0, got
+    assert len(got.out_lines) == 4
+
+
 TTL_CASES = [
     (("--scope", "host"), 0),  # seed S8: TTL 0 reaches members on this host
     (("--scope", "subnet"), 1),
