@@ -12,24 +12,22 @@ import asyncio
 import contextlib
 import gc
 import json
-import math
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ._address import Family, Group, TTLScope, max_payload, validate_port, validate_ttl
+from ._address import Family, Group, TTLScope, validate_port
 from ._endpoint import Receiver
-from ._errors import AiomcastError, InterfaceError, InvalidArgumentError, KernelError
+from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
 from ._measure import FORMATS, Measurement
 from ._metadata import Metadata
 from ._open import open_receiver, open_sender
 from ._ping import run_ping
 from ._run import run
-from ._sequence import IPERF2_HEADER, TIMESTAMP_HEADER, pack_iperf2
-from ._traffic import Pacer, Payloads
+from ._sendcmd import run_send
 from ._types import Datagram
 from ._watch import InterfaceWatcher, JoinResult
 
@@ -559,179 +557,8 @@ def _emit_interval(report: dict[str, Any], *, json_lines: bool) -> None:
     )
 
 
-def _payloads(args: argparse.Namespace, family: Family) -> Payloads:
-    """The payload builder that --size, --message, --format and --timestamps ask for."""
-    limit = max_payload(family)
-    if args.format == "iperf2":
-        if args.message is not None:
-            raise InvalidArgumentError("--format iperf2 sends sized datagrams, not --message")
-        if args.timestamps:
-            raise InvalidArgumentError(
-                "--timestamps writes aiomcast's header; iperf2's header carries its send time "
-                "already"
-            )
-        kind, smallest, what = "iperf2", IPERF2_HEADER.size, "iperf2's header"
-        size = 1470 if args.size is None else args.size  # iperf2's default UDP datagram size
-    elif args.timestamps:
-        if args.message is not None:
-            raise InvalidArgumentError("--timestamps sends sized datagrams, not --message")
-        kind, smallest, what = "timestamped", TIMESTAMP_HEADER.size, "the timestamped header"
-        size = 64 if args.size is None else args.size
-    elif args.size is not None:
-        kind, smallest, what, size = "aiomcast", 8, "the sequence header", args.size
-    else:
-        text = args.message if args.message is not None else "hello from aiomcast"
-        # Arguments that are not valid UTF-8 reach Python as surrogate escapes: send their bytes.
-        message = text.encode("utf-8", errors="surrogateescape")
-        if len(message) > limit:
-            raise InvalidArgumentError(
-                f"--message of {len(message)} bytes exceeds the {family.label} UDP limit "
-                f"of {limit}",
-                value=len(message),
-            )
-        return Payloads("message", 0, message)
-    if not smallest <= size <= limit:
-        raise InvalidArgumentError(
-            f"--size {size} must be {smallest} ({what}) to {limit} ({family.label} UDP limit)",
-            value=size,
-        )
-    return Payloads(kind, size)
-
-
-#: The shortest pacing sleep, in seconds: uvloop's timers count whole milliseconds.
-_QUANTUM = 0.001
-
-#: Consecutive refused sends after which ``send`` gives up (exit 1); fewer are counted.
-_MAX_ERRORS_IN_A_ROW = 100
-
-
 async def _send(args: argparse.Namespace) -> int:
-    group = Group(args.group)
-    port = validate_port(args.port, allow_zero=False)
-    ttl = validate_ttl(args.scope if args.scope else (args.ttl if args.ttl is not None else 1))
-    if not (args.rate >= 0 and math.isfinite(args.rate)):
-        raise InvalidArgumentError(
-            f"--rate {args.rate} must be a finite number, 0 or more", value=args.rate
-        )
-    payloads = _payloads(args, group.family)
-    # Unpaced, a burst is one send_many call; paced, datagrams leave in bursts of --burst.
-    burst = args.burst if args.burst else (64 if args.rate == 0 else 1)
-    chunk = max(burst, 64)  # the most one send_many call carries while catching up
-
-    loop = asyncio.get_running_loop()
-    stopped = False
-    waiter: asyncio.Future[None] | None = None
-
-    def wake() -> None:
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def stop() -> None:
-        nonlocal stopped
-        stopped = True
-        wake()
-
-    async def sleep_until(when: float) -> None:
-        # Timers may fire a fraction of a millisecond early (uvloop rounds to whole ones).
-        nonlocal waiter
-        while not stopped and (left := when - time.monotonic()) > 0:
-            waiter = loop.create_future()
-            handle = loop.call_later(left, wake)
-            try:
-                await waiter
-            finally:
-                handle.cancel()
-
-    _on_stop(stop)
-    async with open_sender(
-        group, port, interface=args.interface, ttl=ttl, loopback=not args.no_loop
-    ) as tx:
-        send_many, make, count = tx.send_many, payloads.make, args.count
-        started = time.monotonic()
-        pacer = Pacer(args.rate, burst, started)
-        paced = args.rate > 0
-        deadline = started + args.duration if args.duration is not None else math.inf
-        attempted = sent = data_bytes = errors_in_a_row = 0
-        next_yield = started
-        # Paced: each wake-up sends what is due by then (``target``) and sleeps again, a
-        # millisecond at the least (the event loop's timers are no finer; a shorter wait
-        # would spin, and so would sends of one datagram chasing the schedule: each costs
-        # more than the gap between two at 100k/s). Only when a whole ``gather`` fell due
-        # meanwhile does it send on without sleeping (it is behind).
-        gather = max(burst, min(chunk, math.ceil(args.rate * _QUANTUM)))
-        target = 0
-        while not stopped and (not count or attempted < count):
-            now = time.monotonic()
-            if now >= deadline:
-                break
-            if not paced:
-                n = burst
-                if now >= next_yield:  # let signals and timers in, about once a millisecond
-                    await asyncio.sleep(0)
-                    next_yield = now + 0.001
-            else:
-                if attempted >= target:
-                    due = pacer.due(now) or 0
-                    if due - attempted >= gather:
-                        target = due
-                    else:
-                        # Until the next burst falls due, the deadline, or a signal.
-                        await sleep_until(min(max(pacer.at(attempted), now + _QUANTUM), deadline))
-                        target = pacer.due(time.monotonic()) or 0
-                        continue
-                n = min(target - attempted, chunk)
-            if count:
-                n = min(n, count - attempted)
-            batch = make(attempted, n)
-            attempted += n
-            try:
-                await send_many(batch)
-            except KernelError:
-                # Counted in tx.stats.send_errors; the first send failing, or a run of them,
-                # is a failure of the command (no route, no such interface...).
-                errors_in_a_row += 1
-                if not sent or errors_in_a_row >= _MAX_ERRORS_IN_A_ROW:
-                    raise
-                continue
-            errors_in_a_row = 0
-            sent += n
-            data_bytes += n * payloads.size
-        if args.rate and count and attempted >= count and not stopped:
-            # The last burst's slot ends when the next would be due: --count N at --rate R
-            # takes N / R seconds, as the rate promises.
-            await sleep_until(min(pacer.end(attempted), deadline))
-        elapsed = time.monotonic() - started
-        if args.format == "iperf2":
-            # iperf2's final datagram: a server prints its loss and jitter report on it. It is
-            # not counted as data by iperf2, nor here.
-            await tx.send(
-                pack_iperf2(attempted % (2**31 - 1) + 1, payloads.size, time.time(), final=True)
-            )
-        errors = tx.stats.send_errors
-        where = tx.interface.name if tx.interface is not None else "the default interface"
-    pps = sent / elapsed if elapsed > 0 else 0.0
-    mbps = data_bytes * 8 / elapsed / 1e6 if elapsed > 0 else 0.0
-    if args.stats:
-        _emit(
-            {
-                "sent": sent,
-                "bytes": data_bytes,
-                "errors": errors,
-                "elapsed": round(elapsed, 6),
-                "pps": round(pps, 1),
-                "mbps": round(mbps, 3),
-                "rate": args.rate,
-                "burst": burst,
-            }
-        )
-    else:
-        print(
-            f"sent {sent} datagram{'' if sent == 1 else 's'} to {group}:{port} "
-            f"with ttl {ttl} on {where}: {data_bytes} bytes in {elapsed:.3f} s, "
-            f"{pps:.1f} datagrams/s, {mbps:.3f} Mbit/s, {errors} error{'' if errors == 1 else 's'}",
-            file=sys.stderr,
-        )
-    return EXIT_OK
+    return await run_send(args, _on_stop)
 
 
 async def _ping(args: argparse.Namespace) -> int:
