@@ -79,7 +79,7 @@ def check_ipv6_host_scope(group: str) -> None:
     """Refuse hop limit 0 to an IPv6 group wider than interface-local (InvalidTTLError)."""
     if Group(group).scope is not AddressScope.INTERFACE_LOCAL:
         raise InvalidTTLError(
-            f"hop limit 0 (host scope, S8) to {group}: Linux would transmit it on the "
+            f"hop limit 0 (host scope) to {group}: Linux would transmit it on the "
             "interface anyway; use an interface-local group (ff01::/16, ff11::/16) for "
             "host-only traffic, or a hop limit of 1 or more",
             value=0,

@@ -30,12 +30,38 @@ def _emit_json(obj: object) -> None:
     sys.stdout.flush()
 
 
+def _given_body(args: argparse.Namespace) -> tuple[str, bytes] | None:
+    """(option, bytes) of --message, --hex or --file, or None when none was given."""
+    if args.message is not None:
+        # Arguments that are not valid UTF-8 reach Python as surrogate escapes: send their bytes.
+        return "--message", args.message.encode("utf-8", errors="surrogateescape")
+    if args.hex is not None:
+        try:
+            return "--hex", bytes.fromhex(args.hex)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"--hex {args.hex!r} is not hexadecimal bytes (pairs of 0-9, a-f)",
+                value=args.hex,
+            ) from None
+    if args.file is not None:
+        try:
+            with open(args.file, "rb") as handle:
+                data = handle.read(65536)
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"--file {args.file!r} cannot be read: {exc.strerror or exc}", value=args.file
+            ) from None
+        return "--file", data
+    return None
+
+
 def _payloads(args: argparse.Namespace, family: Family) -> Payloads:
-    """The payload builder that --size, --message, --format and --timestamps ask for."""
+    """The payload builder that the body options, --format and --timestamps ask for."""
     limit = max_payload(family)
+    body = _given_body(args)
     if args.format == "iperf2":
-        if args.message is not None:
-            raise InvalidArgumentError("--format iperf2 sends sized datagrams, not --message")
+        if body is not None:
+            raise InvalidArgumentError(f"--format iperf2 sends sized datagrams, not {body[0]}")
         if args.timestamps:
             raise InvalidArgumentError(
                 "--timestamps writes aiomcast's header; iperf2's header carries its send time "
@@ -44,20 +70,21 @@ def _payloads(args: argparse.Namespace, family: Family) -> Payloads:
         kind, smallest, what = "iperf2", IPERF2_HEADER.size, "iperf2's header"
         size = 1470 if args.size is None else args.size  # iperf2's default UDP datagram size
     elif args.timestamps:
-        if args.message is not None:
-            raise InvalidArgumentError("--timestamps sends sized datagrams, not --message")
+        if body is not None:
+            raise InvalidArgumentError(f"--timestamps sends sized datagrams, not {body[0]}")
         kind, smallest, what = "timestamped", TIMESTAMP_HEADER.size, "the timestamped header"
         size = 64 if args.size is None else args.size
     elif args.size is not None:
         kind, smallest, what, size = "aiomcast", 8, "the sequence header", args.size
     else:
-        text = args.message if args.message is not None else "hello from aiomcast"
-        # Arguments that are not valid UTF-8 reach Python as surrogate escapes: send their bytes.
-        message = text.encode("utf-8", errors="surrogateescape")
+        option, message = body if body is not None else ("--message", b"hello from aiomcast")
         if len(message) > limit:
+            if option == "--file":
+                what = f"--file {args.file!r} holds more"
+            else:
+                what = f"{option} of {len(message)} bytes is more"
             raise InvalidArgumentError(
-                f"--message of {len(message)} bytes exceeds the {family.label} UDP limit "
-                f"of {limit}",
+                f"{what} than the {family.label} UDP limit of {limit} bytes",
                 value=len(message),
             )
         return Payloads("message", 0, message)
@@ -182,7 +209,10 @@ async def run_send(
                 pack_iperf2(attempted % (2**31 - 1) + 1, payloads.size, time.time(), final=True)
             )
         errors = tx.stats.send_errors
-        where = tx.interface.name if tx.interface is not None else "the default interface"
+        if tx.host_scope:  # TTL 0 (IPv4): aiomcast sends over the loopback interface
+            where = "lo (TTL 0 stays on this host)"
+        else:
+            where = tx.interface.name if tx.interface is not None else "the default interface"
     pps = sent / elapsed if elapsed > 0 else 0.0
     mbps = data_bytes * 8 / elapsed / 1e6 if elapsed > 0 else 0.0
     if args.stats:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from . import __version__
 from ._address import Family, Group, TTLScope, validate_port
 from ._endpoint import Receiver
 from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
@@ -93,14 +94,15 @@ def _positive_int(text: str) -> int:
 
 def _build_parser() -> _Parser:
     parser = _Parser(prog="aiomcast", description="IP multicast for asyncio.")
+    parser.add_argument("--version", action="version", version=f"aiomcast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("interfaces", help="list interfaces, their addresses and flags")
     p.add_argument("--json", action="store_true", help="one JSON array")
 
     p = sub.add_parser("listen", help="join a group and print what arrives")
-    p.add_argument("group")
-    p.add_argument("port")
+    p.add_argument("group", help="the multicast group to join, IPv4 or IPv6 (ff02::1%%eth0)")
+    p.add_argument("port", help="the UDP port, 1-65535")
     p.add_argument("--interface", "-i", help="name, index or local address")
     p.add_argument("--count", "-c", type=_count, default=0, help="stop after N datagrams")
     p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
@@ -146,7 +148,8 @@ def _build_parser() -> _Parser:
         default="auto",
         help="how --stats and --interval read sequence numbers: auto (aiomcast's marked test "
         "payloads and iperf2's UDP header, told apart per datagram; the rest is counted as "
-        "unnumbered), aiomcast (the 64-bit number at the start of any payload), iperf2",
+        "unnumbered; the default), aiomcast (the 64-bit number at the start of any payload), "
+        "iperf2",
     )
     p.add_argument(
         "--interval",
@@ -166,16 +169,20 @@ def _build_parser() -> _Parser:
     )
 
     p = sub.add_parser("send", help="send datagrams to a group")
-    p.add_argument("group")
-    p.add_argument("port")
+    p.add_argument("group", help="the multicast group to send to, IPv4 or IPv6")
+    p.add_argument("port", help="the UDP port, 1-65535")
     p.add_argument("--interface", "-i", help="outgoing interface: name, index or local address")
     hops = p.add_mutually_exclusive_group()
     hops.add_argument("--ttl", help="TTL / hop limit 0-255 (default 1)")
     hops.add_argument(
-        "--scope", choices=[s.name.lower() for s in TTLScope], help="TTL by S9 scope name"
+        "--scope",
+        choices=[s.name.lower() for s in TTLScope],
+        help="TTL by scope name: " + ", ".join(f"{s.name.lower()} {int(s)}" for s in TTLScope),
     )
     p.add_argument("--no-loop", action="store_true", help="no copy to members on this host")
-    p.add_argument("--count", "-c", type=_count, default=1, help="datagrams to send; 0: no end")
+    p.add_argument(
+        "--count", "-c", type=_count, default=1, help="datagrams to send (default 1; 0: no end)"
+    )
     p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
     p.add_argument(
         "--rate",
@@ -198,13 +205,16 @@ def _build_parser() -> _Parser:
         help="payload bytes; a test payload: a 64-bit sequence number, then (from 12 bytes) "
         "aiomcast's marker, which listen --format auto recognises",
     )
-    body.add_argument("--message", help="payload text")
+    body.add_argument("--message", help="payload text (default: hello from aiomcast)")
+    body.add_argument("--hex", metavar="HEX", help="payload bytes in hexadecimal: 00ff10...")
+    body.add_argument("--file", metavar="PATH", help="payload: the bytes of a file")
     p.add_argument(
         "--format",
         choices=["aiomcast", "iperf2"],
         default="aiomcast",
-        help="iperf2: write iperf2's UDP header (sequence, send time) and a final datagram, "
-        "so an iperf2 server reports loss and jitter",
+        help="aiomcast (the default): aiomcast's test payloads; iperf2: write iperf2's UDP "
+        "header (sequence, send time) and a final datagram, so an iperf2 server reports loss "
+        "and jitter",
     )
     p.add_argument(
         "--timestamps",
@@ -261,7 +271,7 @@ def _build_parser() -> _Parser:
 
     p = sub.add_parser("demo", help="show multicast working on this host, no set-up needed")
     p.add_argument("--interface", "-i", help="run on this interface, IPv4 and IPv6 (default lo)")
-    p.add_argument("--count", "-c", type=_count, default=5, help="datagrams per family")
+    p.add_argument("--count", "-c", type=_count, default=5, help="datagrams per family (default 5)")
     return parser
 
 
@@ -660,6 +670,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         print(f"aiomcast: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SystemExit as done:  # --help and --version print and end here
+        return done.code if isinstance(done.code, int) else EXIT_OK
     try:
         if args.command == "interfaces":
             return _interfaces(args)

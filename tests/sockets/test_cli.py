@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import pathlib
 import re
 import signal
 import socket
@@ -19,7 +20,7 @@ import pytest
 from aiomcast import pack_sequence
 from aiomcast.testing import lab
 from tests.conftest import LOOPBACK_V4
-from tests.helpers import received_ttl, ttl_probe
+from tests.helpers import LinkPair, received_ttl, ttl_probe
 from tests.processes import AIOMCAST, SCRIPT, Result, background, free_port, run
 
 LO = ("--interface", "lo")
@@ -318,7 +319,7 @@ def test_send_ttl_and_scope(option: tuple[str, ...], ttl: int) -> None:
         sent = run(cli("send", group, str(port), *LO, *option, "--message", "ttl?"))
         assert sent.returncode == 0, sent
         (said,) = sent.err_lines
-        assert f" to {group}:{port} with ttl {ttl} on lo: " in said
+        assert f" to {group}:{port} with ttl {ttl} on lo" in said
         assert received_ttl(probe) == (b"ttl?", ttl)
 
 
@@ -715,6 +716,94 @@ def test_send_message_that_is_not_utf8_sends_its_bytes() -> None:
         got = run([*cli("send", group, str(port), *LO), "--message", "caf\udce9"])
         assert got.returncode == 0, got
         assert received_ttl(probe) == (b"caf\xe9", 1)
+
+
+def test_send_hex_sends_its_bytes() -> None:
+    group, port = "239.255.88.23", free_port()
+    with ttl_probe(LOOPBACK_V4, group, port) as probe:
+        got = run(cli("send", group, str(port), *LO, "--hex", "00ff10 7f"))
+        assert got.returncode == 0, got
+        assert received_ttl(probe) == (b"\x00\xff\x10\x7f", 1)
+
+
+def test_send_file_sends_its_bytes(tmp_path: pathlib.Path) -> None:
+    group, port = "239.255.88.24", free_port()
+    path = tmp_path / "payload.bin"
+    path.write_bytes(bytes(range(256)))
+    with ttl_probe(LOOPBACK_V4, group, port) as probe:
+        got = run(cli("send", group, str(port), *LO, "--file", str(path)))
+        assert got.returncode == 0, got
+        assert received_ttl(probe) == (bytes(range(256)), 1)
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--hex", "0g"], "--hex '0g'"),
+        (["--hex", "abc"], "--hex 'abc'"),
+        (["--file", "/nonexistent/payload"], "'/nonexistent/payload'"),
+        (["--hex", "00", "--message", "x"], "--message"),
+        (["--hex", "00", "--timestamps"], "not --hex"),
+        (["--file", "/etc/hostname", "--format", "iperf2"], "not --file"),
+    ],
+)
+def test_send_bad_payload_options(extra: list[str], named: str) -> None:
+    line = assert_one_error_line(run(cli("send", "239.255.88.25", "5000", *LO, *extra)), 2)
+    assert named in line
+
+
+def test_send_file_larger_than_a_datagram_is_bad_input(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(70000))
+    line = assert_one_error_line(
+        run(cli("send", "239.255.88.26", "5000", *LO, "--file", str(path))), 2
+    )
+    assert f"--file {str(path)!r} holds more than the IPv4 UDP limit of 65507 bytes" in line
+
+
+def test_version() -> None:
+    import aiomcast
+
+    got = run(cli("--version"))
+    assert got.returncode == 0, got
+    assert got.out_lines == [f"aiomcast {aiomcast.__version__}"]
+
+
+def test_every_argument_has_help_that_gives_its_default() -> None:
+    import argparse
+
+    from aiomcast.cli import _build_parser
+
+    parser = _build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {action.dest} has no help"
+            if action.default not in (None, False):
+                assert "default" in action.help, f"{name} {action.dest}: {action.help}"
+
+
+def test_help_texts_carry_no_internal_labels() -> None:
+    # The facts the tests name (S1-S15) are the project's, not its users'.
+    for command in ("listen", "send", "ping", "demo", "interfaces"):
+        got = run(cli(command, "--help"))
+        assert got.returncode == 0, got
+        assert not re.search(r"\bS\d+\b", got.stdout), got.stdout
+
+
+@pytest.mark.root("a veth pair in the private namespace")
+def test_a_ttl_0_send_says_it_went_over_lo(local_veth: LinkPair | None) -> None:
+    # aiomcast sends IPv4 TTL 0 over the loopback interface (host scope), whatever -i says.
+    assert local_veth is not None
+    v4 = local_veth.ipv4
+    group, port = "239.255.88.27", free_port()
+    got = run(cli("send", group, str(port), "-i", v4.interface, "--ttl", "0"))
+    assert got.returncode == 0, got
+    (said,) = got.err_lines
+    assert "with ttl 0 on lo (TTL 0 stays on this host): " in said, said
+    assert v4.interface not in said
 
 
 @pytest.mark.root("a veth pair in the private namespace")

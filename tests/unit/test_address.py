@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import pickle
+import re
 import socket
 
 import pytest
@@ -678,3 +679,14 @@ def test_family_values_and_labels() -> None:
     assert int(Family.IPV4) == int(socket.AF_INET)
     assert int(Family.IPV6) == int(socket.AF_INET6)
     assert (Family.IPV4.label, Family.IPV6.label) == ("IPv4", "IPv6")
+
+
+def test_the_ipv6_hop_limit_0_refusal_names_no_internal_label() -> None:
+    from aiomcast._send import check_ipv6_host_scope
+
+    with pytest.raises(aiomcast.InvalidTTLError) as caught:
+        check_ipv6_host_scope("ff12::1")
+    message = str(caught.value)
+    assert message.startswith("hop limit 0 (host scope) to ff12::1: ")
+    assert not re.search(r"\bS\d+\b", message)
+    check_ipv6_host_scope("ff11::1")  # interface-local: it stays on the host
