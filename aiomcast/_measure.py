@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
 
 from ._sequence import MARKER, TIMESTAMP_HEADER, TIMESTAMPED, SequenceTracker, read_iperf2
@@ -27,8 +27,8 @@ __all__ = ["FORMATS", "Histogram", "Measurement"]
 _MARKED_HEAD: Final = struct.Struct(">QI")
 #: The word's top 24 bits on a marked payload.
 _MARKED_WORD: Final = int.from_bytes(MARKER, "big")
-_NUMBER: Final = struct.Struct(">Q")
-_STAMP: Final = struct.Struct(">Q")
+#: A 64-bit big-endian word: the number of an unmarked payload, the send time of a marked one.
+_WORD64: Final = struct.Struct(">Q")
 
 #: The formats `listen --format` reads.
 FORMATS: Final = ("auto", "aiomcast", "iperf2")
@@ -48,17 +48,10 @@ class Histogram:
 
     def add(self, value: int) -> None:
         """Count one latency of ``value`` ns (a negative one only in ``below_zero``)."""
-        if value < 0:
-            self.below_zero += 1
-            return
-        bucket = self._bucket(value)
-        self.counts[bucket] = self.counts.get(bucket, 0) + 1
-        self.total += 1
-        if value > self.largest:
-            self.largest = value
+        self.add_many((value,))
 
-    def add_many(self, values: list[int]) -> None:
-        """Count several latencies in ns (as ``add`` each, with fewer lookups)."""
+    def add_many(self, values: Sequence[int]) -> None:
+        """Count latencies in ns; negative ones only in ``below_zero``."""
         counts, bucket_of = self.counts, self._bucket
         largest, total = self.largest, self.total
         for value in values:
@@ -152,9 +145,9 @@ class Measurement:
         """
         fmt = self.format
         forced = fmt == "aiomcast"
+        headers = fmt != "iperf2"  # read aiomcast's header first
         head, marked_word = _MARKED_HEAD.unpack_from, _MARKED_WORD
-        number_only = _NUMBER.unpack_from
-        stamp = _STAMP.unpack_from
+        word64 = _WORD64.unpack_from
         now = received_ns / 1e9
         count = size = unnumbered = 0
         flow: Flow | None = None
@@ -170,20 +163,19 @@ class Measurement:
             sequence: int | None = None
             send_ns: int | None = None
             final = False
-            if length >= 12 and fmt != "iperf2":
+            if length >= 12 and headers:
                 sequence, word = head(payload)
                 if word >> 8 == marked_word:
                     if word & TIMESTAMPED and length >= TIMESTAMP_HEADER.size:
-                        (send_ns,) = stamp(payload, 12)
+                        (send_ns,) = word64(payload, 12)
                 elif not forced:
                     sequence = None
             elif forced and length >= 8:
-                (sequence,) = number_only(payload)
+                (sequence,) = word64(payload)
             if sequence is None and not forced:
                 parsed = read_iperf2(payload, now)
                 if parsed is not None:
-                    sequence, iperf2_ns, final = parsed
-                    send_ns = iperf2_ns
+                    sequence, send_ns, final = parsed
             if sequence is None and not final:
                 unnumbered += 1
                 continue

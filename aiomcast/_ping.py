@@ -12,21 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
-import json
 import math
 import os
 import struct
 import sys
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from ._address import Family, Group, max_payload, validate_port, validate_ttl
+from ._console import emit_json, on_stop
 from ._errors import InvalidArgumentError, KernelError
 from ._interfaces import resolve_interface
 from ._metadata import Metadata
 from ._open import open_endpoint
+from ._send import unicast_address
 
 __all__ = ["ANSWER_GROUP", "ANSWER_UNICAST", "QUERY", "Message", "PeerStats", "Way"]
 
@@ -177,23 +176,26 @@ def summary_line(peer: str, way_name: str, report: dict[str, Any]) -> str:
     )
 
 
-def check_peer(text: str) -> str:
-    """A peer's address as given (an IP address; an IPv6 one may carry its zone).
+def check_peer(text: str, family: Family) -> str:
+    """A peer's address as given: a unicast address of ``family``, an IPv6 one maybe zoned.
+
+    The checks are Endpoint.send_to's, made before the command opens anything.
 
     Raises:
-        InvalidArgumentError: it is not an IP address, or is longer than a message carries.
+        InvalidArgumentError: it is not such an address (its zone names no interface, or it is
+            a group), or it is longer than a message carries.
     """
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        raise InvalidArgumentError(f"peer {text!r} is not an IP address", value=text) from None
     if len(text) > MAX_PEER_TEXT:
         raise InvalidArgumentError(f"peer {text!r} is too long", value=text)
+    try:
+        unicast_address(text, 1, family, lambda zone: resolve_interface(zone, family).index)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"peer {exc}", value=text) from None
     return text
 
 
-async def run_ping(args: Any, on_stop: Callable[[Callable[[], object]], None]) -> int:
-    """The ``aiomcast ping`` command; ``on_stop(callback)`` wires SIGINT and SIGTERM to it.
+async def run_ping(args: Any) -> int:
+    """The ``aiomcast ping`` command.
 
     Exit status 0 when every peer answered at least once each way (unicast and through the
     group), 1 otherwise; a responder without peers exits 0 when stopped.
@@ -201,14 +203,7 @@ async def run_ping(args: Any, on_stop: Callable[[Callable[[], object]], None]) -
     group = Group(args.group)
     port = validate_port(args.port, allow_zero=False)
     ttl = validate_ttl(args.ttl)
-    peers = list(dict.fromkeys(check_peer(text) for text in args.peers))
-    for peer in peers:
-        version = 6 if ":" in peer else 4
-        if (version == 6) != (group.family is Family.IPV6):
-            raise InvalidArgumentError(
-                f"peer {peer!r} is IPv{version} but the group {group} is {group.family.label}",
-                value=peer,
-            )
+    peers = list(dict.fromkeys(check_peer(text, group.family) for text in args.peers))
     limit = max_payload(group.family)
     if args.size > limit:
         raise InvalidArgumentError(
@@ -352,7 +347,7 @@ async def run_ping(args: Any, on_stop: Callable[[Callable[[], object]], None]) -
     for peer in peers:
         reports[peer]["errors"] = errors.get(peer, 0)
     if args.json:
-        print(json.dumps({"group": str(group), "port": port, "peers": reports}), flush=True)
+        emit_json({"group": str(group), "port": port, "peers": reports})
     else:
         for peer in peers:
             print(summary_line(peer, "unicast", reports[peer]["unicast"]))

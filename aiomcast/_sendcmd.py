@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import sys
 import time
-from collections.abc import Callable
 
 from ._address import Family, Group, max_payload, validate_port, validate_ttl
+from ._console import emit_json, on_stop
 from ._errors import InvalidArgumentError, KernelError
 from ._open import open_sender
 from ._sequence import IPERF2_HEADER, TIMESTAMP_HEADER, pack_iperf2
 from ._traffic import Pacer, Payloads
 
 __all__ = ["run_send"]
-
-
-def _emit_json(obj: object) -> None:
-    # As the other commands' JSON: to sys.stdout as it is at the call.
-    sys.stdout.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
-    sys.stdout.flush()
 
 
 def _given_body(args: argparse.Namespace) -> tuple[str, bytes] | None:
@@ -103,10 +96,8 @@ _QUANTUM = 0.001
 _MAX_ERRORS_IN_A_ROW = 100
 
 
-async def run_send(
-    args: argparse.Namespace, on_stop: Callable[[Callable[[], object]], None]
-) -> int:
-    """The ``aiomcast send`` command; ``on_stop(callback)`` wires SIGINT and SIGTERM to it."""
+async def run_send(args: argparse.Namespace) -> int:
+    """The ``aiomcast send`` command: datagrams to a group, paced or not, and a report."""
     group = Group(args.group)
     port = validate_port(args.port, allow_zero=False)
     ttl = validate_ttl(args.scope if args.scope else (args.ttl if args.ttl is not None else 1))
@@ -216,7 +207,7 @@ async def run_send(
     pps = sent / elapsed if elapsed > 0 else 0.0
     mbps = data_bytes * 8 / elapsed / 1e6 if elapsed > 0 else 0.0
     if args.stats:
-        _emit_json(
+        emit_json(
             {
                 "sent": sent,
                 "bytes": data_bytes,

@@ -26,7 +26,6 @@ __all__ = [
     "pack_sequence",
     "pack_timestamped",
     "read_iperf2",
-    "read_marked",
     "unpack_iperf2",
     "unpack_sequence",
 ]
@@ -94,16 +93,6 @@ def pack_timestamped(sequence: int, size: int, send_ns: int) -> bytes:
         )
     header = TIMESTAMP_HEADER.pack(sequence, MARKER, TIMESTAMPED, send_ns)
     return header + bytes(size - TIMESTAMP_HEADER.size)
-
-
-def read_marked(payload: bytes) -> tuple[int, int | None] | None:
-    """(sequence, send time in ns or None) of a marked aiomcast payload, or None if unmarked."""
-    if len(payload) < 12 or payload[8:11] != MARKER:
-        return None
-    sequence = int.from_bytes(payload[:8], "big")
-    if payload[11] & TIMESTAMPED and len(payload) >= TIMESTAMP_HEADER.size:
-        return sequence, int.from_bytes(payload[12:20], "big")
-    return sequence, None
 
 
 def unpack_sequence(payload: bytes | bytearray | memoryview) -> int | None:

@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import gc
 import json
-import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__
 from ._address import Family, Group, TTLScope, validate_port
+from ._console import emit_json, on_stop
 from ._endpoint import Receiver
 from ._errors import AiomcastError, InterfaceError, InvalidArgumentError
 from ._interfaces import Interface, kernel_memberships, list_interfaces, resolve_interface
@@ -55,24 +55,23 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, *, zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number greater than 0")
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        wanted = "0 or more" if zero else "greater than 0"
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {wanted}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, zero=False)
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, 0 or more")
-    return value
+    return _number(text, zero=True)
 
 
 def _count(text: str) -> int:
@@ -275,12 +274,6 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _emit(obj: object) -> None:
-    # sys.stdout looked up at each call: a caller may have redirected it.
-    sys.stdout.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
-    sys.stdout.flush()
-
-
 def _payload_text(payload: bytes) -> str:
     try:
         text = payload.decode("utf-8")
@@ -326,14 +319,6 @@ def _join_everywhere(rx: Receiver, group: Group, args: argparse.Namespace) -> No
 async def _report_changes(watcher: InterfaceWatcher) -> None:
     async for change in watcher:
         print(f"interface change: {change}", file=sys.stderr, flush=True)
-
-
-def _on_stop(callback: Callable[[], object]) -> None:
-    """Call ``callback`` on SIGINT and SIGTERM (where the loop can take signals)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, callback)
 
 
 class _Printer:
@@ -472,7 +457,7 @@ async def _listen(args: argparse.Namespace) -> int:
     if args.stats and measurement is not None:
         elapsed = last - first if first is not None and last is not None else 0.0
         count = measurement.datagrams
-        _emit(
+        emit_json(
             {
                 **measurement.totals(),
                 # Not received by aiomcast at all: dropped from its queue (a slow consumer)
@@ -517,7 +502,7 @@ async def _consume(
     idle_timer: asyncio.TimerHandle | None = None
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout_at(end) as scope:
-            _on_stop(lambda: scope.reschedule(loop.time()))
+            on_stop(lambda: scope.reschedule(loop.time()))
 
             def idle_check() -> None:
                 # --idle, checked lazily: a timer per idle period, not a reschedule per batch.
@@ -555,7 +540,7 @@ async def _consume(
 
 def _emit_interval(report: dict[str, Any], *, json_lines: bool) -> None:
     if json_lines:
-        _emit({"interval": report})
+        emit_json({"interval": report})
         return
     jitter = report["jitter_ms"]
     print(
@@ -568,17 +553,17 @@ def _emit_interval(report: dict[str, Any], *, json_lines: bool) -> None:
 
 
 async def _send(args: argparse.Namespace) -> int:
-    return await run_send(args, _on_stop)
+    return await run_send(args)
 
 
 async def _ping(args: argparse.Namespace) -> int:
-    return await run_ping(args, _on_stop)
+    return await run_ping(args)
 
 
 def _interfaces(args: argparse.Namespace) -> int:
     items = list_interfaces()
     if args.json:
-        _emit([i.to_json() for i in items])
+        emit_json([i.to_json() for i in items])
         return EXIT_OK
     for i in items:
         flags = [

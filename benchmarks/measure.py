@@ -11,9 +11,7 @@ from typing import Any, Final
 
 from children import HERE, BenchError, Child
 from netsetup import FIRST_PORT, GROUP, Setup
-from plan import (
-    TRIO_ROWS,
-)
+from plan import CLI_SENDER, TRIO_ROWS
 
 from aiomcast.testing import lab
 
@@ -65,6 +63,16 @@ class Bench:
             *("--max-seconds", f"{seconds:.3f}", "--gso", str(segments)),
             *("--quantum-us", f"{self.quantum_us:g}"),
         )
+
+    def python_sender_argv(
+        self, sender: str, port: int, count: int, seconds: float, *extra: str
+    ) -> list[str]:
+        """The command line of a Python sender (senders.py, trio_rows.py) in the sending side."""
+        side = self.setup.sender
+        argv = [sys.executable, str(HERE / python_script(sender, "senders.py")), sender]
+        argv += ["--group", GROUP, "--port", str(port), "--interface", side.interface]
+        argv += ["--ifaddr", side.address, "--count", str(count), "--max-seconds", f"{seconds:g}"]
+        return side.command(*argv, *extra)
 
     def iperf2_client_argv(self, port: int, rate: int, seconds: float) -> list[str]:
         """iperf2 as a sender: ``rate`` datagrams/s (0: unpaced) of 64 bytes, TTL 1."""
@@ -437,12 +445,10 @@ def measure_own_path(bench: Bench, sender: str, seconds: float) -> dict[str, Any
 
 def _paced_send(bench: Bench, port: int, rate: int, seconds: float) -> dict[str, Any]:
     """Run ``aiomcast send --rate RATE --count RATE*seconds`` to ``port``; its JSON line."""
-    side = bench.setup.sender
-    argv = [sys.executable, str(HERE / "senders.py"), "aiomcast-cli-send", "--group", GROUP]
-    argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
-    argv += ["--count", str(int(rate * seconds)), "--max-seconds", f"{seconds * 3 + 1:g}"]
-    argv += ["--rate", str(rate)]
-    with Child(side.command(*argv), "aiomcast send") as tx:
+    argv = bench.python_sender_argv(
+        CLI_SENDER, port, int(rate * seconds), seconds * 3 + 1, "--rate", str(rate)
+    )
+    with Child(argv, "aiomcast send") as tx:
         return tx.json_result(seconds * 3 + 30)
 
 
@@ -496,12 +502,7 @@ def _send(bench: Bench, sender: str, port: int, seconds: float) -> dict[str, Any
             return tx.json_result(seconds + 10)
     if sender == "iperf2":
         return run_iperf2_client(bench, port, 0, seconds)
-    side = bench.setup.sender
-    script = python_script(sender, "senders.py")
-    argv = [sys.executable, str(HERE / script), sender, "--group", GROUP]
-    argv += ["--port", str(port), "--interface", side.interface, "--ifaddr", side.address]
-    argv += ["--count", str(count), "--max-seconds", f"{seconds:g}"]
-    with Child(side.command(*argv), sender) as tx:
+    with Child(bench.python_sender_argv(sender, port, count, seconds), sender) as tx:
         result = tx.json_result(30)
     if "skipped" in result:
         raise Skipped(result["skipped"])

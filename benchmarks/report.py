@@ -91,36 +91,46 @@ def _ratio(top: float | None, bottom: float | None) -> float | None:
     return top / bottom
 
 
-def _loss_free_target(results: dict[str, Any], peer: str, factor: float) -> dict[str, Any]:
-    mine, mine_bound = _loss_free_of(results, PER_DATAGRAM)
-    theirs, theirs_bound = _loss_free_of(results, peer)
-    name = f"loss-free receive rate, `async for` vs {peer}"
+#: How the targets name the receivers they compare.
+RECEIVER_LABELS: Final = {PER_DATAGRAM: "`async for`", CLI_RECEIVER: "`aiomcast listen --stats`"}
+
+
+def _loss_free_target(
+    results: dict[str, Any], peer: str, factor: float, mine: str = PER_DATAGRAM
+) -> dict[str, Any]:
+    """``mine``'s loss-free rate against ``peer``'s, as a ratio (``mine``: `async for`)."""
+    label = RECEIVER_LABELS.get(mine, mine)
+    name = f"loss-free receive rate, {label} vs {RECEIVER_LABELS.get(peer, peer)}"
     summary = results.get("summary", {})
-    if PER_DATAGRAM not in summary or peer not in summary:
+    if mine not in summary or peer not in summary:
         return _target(name, f">= {factor:g}x", "not measured", None, None)
-    measured = f"{_rate_or_none(mine)} vs {_rate_or_none(theirs)}"
-    ratio = _ratio(mine, theirs)
-    if mine is None:
+    (rate, bound), (theirs, theirs_bound) = (
+        _loss_free_of(results, mine),
+        _loss_free_of(results, peer),
+    )
+    measured = f"{_rate_or_none(rate)} vs {_rate_or_none(theirs)}"
+    ratio = _ratio(rate, theirs)
+    if rate is None:
         return _target(
-            name, f">= {factor:g}x", measured + " (aiomcast lost at every rate)", None, False
+            name, f">= {factor:g}x", measured + f" ({mine} lost at every rate)", None, False
         )
     if theirs is None:
         note = f"{peer} lost at every rate, so the ratio is unbounded"
         return _target(name, f">= {factor:g}x", measured, None, True, note)
-    mine_lost, theirs_lost = summary[PER_DATAGRAM], summary[peer]
+    mine_lost, theirs_lost = summary[mine], summary[peer]
     note = (
         f"each lost at the next rate tried: {_rate_or_none(mine_lost.get('lost_at'))} and "
         f"{_rate_or_none(theirs_lost.get('lost_at'))}"
     )
     if mine_lost.get("lost_at") is None:
-        note += " (aiomcast lost at no rate offered: its rate and the ratio are lower bounds)"
-    if mine_bound:
-        note = "aiomcast lost nothing even unpaced: the ratio is a lower bound (sender-bound)"
+        note += f" ({mine} lost at no rate offered: its rate and the ratio are lower bounds)"
+    if bound:
+        note = f"{mine} lost nothing even unpaced: the ratio is a lower bound (sender-bound)"
     if theirs_bound:
         note = f"{peer} lost nothing even unpaced: the run cannot tell them apart"
     floor, _ = _loss_free_of(results, FLOOR)
     floor_ratio = _ratio(floor, theirs)
-    if floor is not None and floor_ratio is not None:
+    if mine == PER_DATAGRAM and floor is not None and floor_ratio is not None:
         floor_capped = summary.get(FLOOR, {}).get("lost_at") is None
         if floor_capped:
             why = " (it lost at no rate offered: a lower bound)"
@@ -131,7 +141,7 @@ def _loss_free_target(results: dict[str, Any], peer: str, factor: float) -> dict
         note += (
             f"; the Python floor (C reader and the same sink, no event loop) reached "
             f"{_rate_or_none(floor)} = {floor_ratio:.2f}x {peer}{why}"
-            f", aiomcast {100 * mine / floor:.0f} % of the floor"
+            f", aiomcast {100 * rate / floor:.0f} % of the floor"
         )
     met = ratio is not None and ratio >= factor
     return _target(name, f">= {factor:g}x", measured + f" = {ratio:.2f}x", ratio, met, note)
@@ -341,36 +351,6 @@ def _memory_target(results: dict[str, Any]) -> dict[str, Any]:
     return _target(
         name, "growth <= 2 MiB, 0 unaccounted", measured, growth, flat and unaccounted == 0, note
     )
-
-
-def _cli_loss_free_target(results: dict[str, Any], other: str, factor: float) -> dict[str, Any]:
-    """`aiomcast listen --stats`'s loss-free rate against ``other``'s, as a ratio."""
-    label = "`async for`" if other == PER_DATAGRAM else other
-    name = f"loss-free receive rate, `aiomcast listen --stats` vs {label}"
-    summary = results.get("summary", {})
-    if CLI_RECEIVER not in summary or other not in summary:
-        return _target(name, f">= {factor:g}x", "not measured", None, None)
-    (mine, mine_bound), (theirs, theirs_bound) = (
-        _loss_free_of(results, CLI_RECEIVER),
-        _loss_free_of(results, other),
-    )
-    ratio = _ratio(mine, theirs)
-    measured = f"{_rate_or_none(mine)} vs {_rate_or_none(theirs)}" + (
-        f" = {ratio:.2f}x" if ratio is not None else ""
-    )
-    note = (
-        f"each lost at the next rate tried: "
-        f"{_rate_or_none(summary[CLI_RECEIVER].get('lost_at'))} and "
-        f"{_rate_or_none(summary[other].get('lost_at'))}"
-    )
-    if mine_bound or theirs_bound:
-        note = "lost nothing even unpaced: a lower bound (sender-bound)"
-    if mine is None:
-        return _target(name, f">= {factor:g}x", measured, None, False, "lost at every rate")
-    if theirs is None:
-        return _target(name, f">= {factor:g}x", measured, None, True, f"{other} lost at every rate")
-    met = ratio is not None and ratio >= factor
-    return _target(name, f">= {factor:g}x", measured, ratio, met, note)
 
 
 def _cpu_at(results: dict[str, Any], receiver: str, rate: int) -> float | None:
@@ -594,8 +574,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     found.append(send)
     found += [_latency_target(results), _memory_target(results)]
     found += [
-        _cli_loss_free_target(results, PER_DATAGRAM, 0.9),
-        _cli_loss_free_target(results, UVLOOP, 1.5),
+        _loss_free_target(results, PER_DATAGRAM, 0.9, mine=CLI_RECEIVER),
+        _loss_free_target(results, UVLOOP, 1.5, mine=CLI_RECEIVER),
         _cli_cpu_target(results),
         _cli_sender_target(results),
         _pacing_target(results),

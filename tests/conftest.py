@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 import uvloop
 
+import aiomcast
 from aiomcast.testing import lab
 from aiomcast.testing.lab import LinkEnds
 from tests.helpers import IN_CI, Link, LinkPair, require_root
@@ -287,3 +288,20 @@ def one_cpu() -> Iterator[int]:
         yield cpu
     finally:
         os.sched_setaffinity(0, before)
+
+
+@pytest.fixture(params=["fast", "fast-python", "protocol"])
+def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on aiomcast's batching transport and on the loop's own.
+
+    ``fast`` reads (and sends) with the C extension (_speedups.c), ``fast-python`` with the
+    pure-Python code that stands in where the extension is not built.
+    """
+    chosen = "loop" if request.param == "protocol" else "batch"
+    monkeypatch.setattr(aiomcast._open, "default_transport", chosen)
+    if request.param == "fast-python":
+        monkeypatch.setattr(aiomcast._native, "BatchReader", None)
+        monkeypatch.setattr(aiomcast._native, "QueueIterator", None)
+        monkeypatch.setattr(aiomcast._native, "c_sendto", None)
+        monkeypatch.setattr(aiomcast._native, "c_sendmmsg", None)
+    return str(request.param)

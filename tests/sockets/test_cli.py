@@ -227,11 +227,11 @@ def test_stats_for_a_fast_burst_of_sized_datagrams() -> None:
     assert sent.returncode == 0, sent
     (sent_line,) = sent.out_lines
     tx = json.loads(sent_line)
-    assert {"sent", "elapsed", "pps"} <= set(tx)
-    assert tx["sent"] == 200
-    assert tx["bytes"] == 200 * 64
+    assert set(tx) == SEND_STATS_KEYS
+    # --rate 0: send_many calls of --burst 64 datagrams (UDP GSO where the kernel has it).
+    assert (tx["sent"], tx["bytes"], tx["errors"], tx["burst"]) == (200, 200 * 64, 0, 64)
     assert tx["elapsed"] >= 0
-    assert tx["pps"] >= 0
+    assert tx["pps"] > 0
     assert got.returncode == 0, got
     (stats_line,) = got.out_lines
     stats = json.loads(stats_line)
@@ -373,6 +373,8 @@ BAD_INPUT = [
     (["send", G], "port"),
     (["ping", G, P, "nope", *LO], "'nope'"),
     (["ping", G, P, "::1", *LO], "'::1' is IPv6"),
+    (["ping", "ff12::a10c:1", P, "fe80::1%nosuch0"], "nosuch0"),
+    (["ping", G, P, "239.1.2.3", *LO], "'239.1.2.3' is a multicast group"),
     (["ping", G, P, *LO, "--ttl", "300"], "TTL 300"),
     (["ping", G, P, *LO, "--size", "70000"], "--size 70000"),
     (["ping", G, P, *LO, "--interval", "0"], "'0'"),
@@ -631,37 +633,6 @@ def test_send_burst_sends_datagrams_back_to_back() -> None:
     assert max(first) - min(first) < 0.1
     assert max(second) - min(second) < 0.1
     assert min(second) - max(first) > 0.3
-
-
-def test_send_unpaced_through_send_many_is_counted() -> None:
-    group, port = "239.255.88.19", free_port()
-    listen = cli("listen", group, str(port), *LO, "--stats", "--idle", "1", "--duration", "10")
-    with background(listen, ready="joined") as rx:
-        sent = run(
-            cli(
-                "send",
-                group,
-                str(port),
-                *LO,
-                "--size",
-                "64",
-                "--count",
-                "2000",
-                "--rate",
-                "0",
-                "--stats",
-            )
-        )
-        got = rx.finish()
-    assert sent.returncode == 0, sent
-    tx = json.loads(sent.stdout)
-    assert (tx["sent"], tx["bytes"], tx["errors"], tx["burst"]) == (2000, 2000 * 64, 0, 64)
-    assert tx["pps"] > 0
-    rx_stats = json.loads(got.stdout)
-    # Loopback drops what the receive buffer cannot hold; the kernel counts each one.
-    assert rx_stats["received"] + rx_stats["kernel_dropped"] == 2000
-    assert rx_stats["bytes"] == 64 * rx_stats["received"]
-    assert rx_stats["duplicates"] == rx_stats["reordered"] == 0
 
 
 def test_send_duration_ends_an_unpaced_send() -> None:

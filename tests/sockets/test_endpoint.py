@@ -25,24 +25,8 @@ from tests.helpers import (
     ttl_probe,
 )
 
-pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture(autouse=True, params=["fast", "fast-python", "protocol"])
-def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run every test here on aiomcast's batching transport and on the loop's own.
-
-    ``fast`` reads (and sends) with the C extension (_speedups.c), ``fast-python`` with the
-    pure-Python code that stands in where the extension is not built.
-    """
-    chosen = "loop" if request.param == "protocol" else "batch"
-    monkeypatch.setattr(aiomcast._open, "default_transport", chosen)
-    if request.param == "fast-python":
-        monkeypatch.setattr(aiomcast._native, "BatchReader", None)
-        monkeypatch.setattr(aiomcast._native, "QueueIterator", None)
-        monkeypatch.setattr(aiomcast._native, "c_sendto", None)
-        monkeypatch.setattr(aiomcast._native, "c_sendmmsg", None)
-    return str(request.param)
+# Every test on aiomcast's transport (C and pure Python) and on the loop's (conftest).
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("transport_path")]
 
 
 async def test_datagram_reaches_receiver_through_async_for(link: Link) -> None:

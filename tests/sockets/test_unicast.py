@@ -12,30 +12,18 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Literal
 
 import anyio
 import pytest
+import pytest_asyncio
 
 import aiomcast
 import aiomcast.anyio
 from tests.helpers import Link, LinkPair, collect
 
 IP_MULTICAST_IF6 = socket.IPV6_MULTICAST_IF
-
-
-@pytest.fixture(params=["fast", "fast-python", "protocol"])
-def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """aiomcast's batching transport (with and without the C extension) and the loop's own."""
-    chosen = "loop" if request.param == "protocol" else "batch"
-    monkeypatch.setattr(aiomcast._open, "default_transport", chosen)
-    if request.param == "fast-python":
-        monkeypatch.setattr(aiomcast._native, "BatchReader", None)
-        monkeypatch.setattr(aiomcast._native, "QueueIterator", None)
-        monkeypatch.setattr(aiomcast._native, "c_sendto", None)
-        monkeypatch.setattr(aiomcast._native, "c_sendmmsg", None)
-    return str(request.param)
 
 
 @pytest.fixture
@@ -105,29 +93,34 @@ async def test_send_to_takes_ipaddress_objects_and_a_zone_index(
         assert data == b"a"
 
 
+@pytest_asyncio.fixture
+async def v6_endpoint(local_veth: LinkPair | None) -> AsyncIterator[aiomcast.Endpoint]:
+    """An IPv6 endpoint on a veth pair of the private namespace (root)."""
+    assert local_veth is not None
+    v6 = local_veth.ipv6
+    async with aiomcast.open_endpoint(v6.group, 0, interface=v6.interface) as ep:
+        yield ep
+
+
 @pytest.mark.root
 @pytest.mark.asyncio
-async def test_a_link_local_peer_without_its_zone_is_a_guess(local_veth: LinkPair | None) -> None:
+async def test_a_link_local_peer_without_its_zone_is_a_guess(
+    v6_endpoint: aiomcast.Endpoint,
+) -> None:
     # Linux does not refuse a link-local destination whose scope id is 0: it sends it out of
     # whichever interface its route lookup for fe80::/64 finds. On a host with several links
     # that is a guess, which is why send_to takes the zone (fe80::1%eth0).
-    assert local_veth is not None
-    v6 = local_veth.ipv6
-    async with aiomcast.open_endpoint(v6.group, 0, interface=v6.interface) as ep:
-        await ep.send_to(b"x", "fe80::1", 9)
-        assert ep.stats.sent == 1
-        assert ep.stats.send_errors == 0
+    await v6_endpoint.send_to(b"x", "fe80::1", 9)
+    assert v6_endpoint.stats.sent == 1
+    assert v6_endpoint.stats.send_errors == 0
 
 
 @pytest.mark.root
 @pytest.mark.asyncio
-async def test_a_zone_that_names_no_interface_is_refused(local_veth: LinkPair | None) -> None:
-    assert local_veth is not None
-    v6 = local_veth.ipv6
-    async with aiomcast.open_endpoint(v6.group, 0, interface=v6.interface) as ep:
-        with pytest.raises(aiomcast.InterfaceError, match="nosuch0"):
-            await ep.send_to(b"x", "fe80::1%nosuch0", 9)
-        assert ep.stats.sent == 0
+async def test_a_zone_that_names_no_interface_is_refused(v6_endpoint: aiomcast.Endpoint) -> None:
+    with pytest.raises(aiomcast.InterfaceError, match="nosuch0"):
+        await v6_endpoint.send_to(b"x", "fe80::1%nosuch0", 9)
+    assert v6_endpoint.stats.sent == 0
 
 
 BAD = [

@@ -77,8 +77,8 @@ def test_the_cli_receive_targets(report: ModuleType) -> None:
             "uvloop-protocol": {"loss_free_rate": 400_000.0, "lost_at": 600_000},
         },
     }
-    vs_async_for = report._cli_loss_free_target(results, "aiomcast", 0.9)
-    vs_uvloop = report._cli_loss_free_target(results, "uvloop-protocol", 1.5)
+    vs_async_for = report._loss_free_target(results, "aiomcast", 0.9, mine="aiomcast-cli")
+    vs_uvloop = report._loss_free_target(results, "uvloop-protocol", 1.5, mine="aiomcast-cli")
     assert vs_async_for["value"] == pytest.approx(0.95)
     assert vs_async_for["met"] is True
     assert vs_uvloop["value"] == pytest.approx(1.9)
@@ -88,7 +88,7 @@ def test_the_cli_receive_targets(report: ModuleType) -> None:
     assert cpu["met"] is True
     assert "1.15 vs 1.00 µs per datagram" in cpu["measured"]
     results["summary"]["aiomcast-cli"]["loss_free_rate"] = 600_000.0
-    assert report._cli_loss_free_target(results, "aiomcast", 0.9)["met"] is False
+    assert report._loss_free_target(results, "aiomcast", 0.9, mine="aiomcast-cli")["met"] is False
     assert report._cli_cpu_target({"sweep": []})["met"] is None
 
 

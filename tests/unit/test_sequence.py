@@ -16,13 +16,13 @@ from typing import NamedTuple
 import pytest
 
 from aiomcast import InvalidArgumentError, SequenceTracker, pack_sequence, unpack_sequence
+from aiomcast._measure import Measurement
 from aiomcast._sequence import (
     IPERF2_HEADER,
     SEQUENCE_HEADER,
     pack_iperf2,
     pack_timestamped,
     read_iperf2,
-    read_marked,
 )
 
 
@@ -327,23 +327,43 @@ def test_max_holes_is_checked() -> None:
 # -- telling test payloads from other traffic ---------------------------------------------------
 
 NOW = 1_780_000_000.0  # a time in 2026
-# (id, payload, what read_marked gives)
+NOW_NS = int(NOW * 1e9)
+# (id, payload, what `--format auto` reads: (number, send time in ns or None), or None for
+# an unnumbered datagram)
 MARKED: list[tuple[str, bytes, tuple[int, int | None] | None]] = [
     ("pack_sequence", pack_sequence(9, 64), (9, None)),
     ("timestamped", pack_timestamped(9, 64, 1234), (9, 1234)),
     ("shortest-timestamped", pack_timestamped(2**64 - 1, 20, 5), (2**64 - 1, 5)),
     ("too-short-for-the-marker", pack_sequence(9, 11), None),
     ("random-bytes", bytes(range(64)), None),
-    ("iperf2", pack_iperf2(3, 64, NOW), None),
+    ("iperf2", pack_iperf2(3, 64, NOW), (3, NOW_NS)),
     ("flag-without-room", pack_sequence(9, 12)[:11] + b"\x01" + bytes(4), (9, None)),
 ]
+
+
+class _Datagram(NamedTuple):
+    payload: bytes
+    source: str = "10.0.0.1"
+    source_port: int = 5000
+
+
+def read_auto(payload: bytes) -> tuple[int, int | None] | None:
+    """What Measurement("auto") makes of one datagram received at NOW."""
+    measurement = Measurement("auto")
+    measurement.add([_Datagram(payload)], NOW_NS)
+    if measurement.unnumbered:
+        return None
+    (flow,) = measurement.flows.values()
+    assert flow.tracker.highest is not None
+    latency = measurement.latency
+    return flow.tracker.highest, NOW_NS - latency.largest if latency.total else None
 
 
 @pytest.mark.parametrize(("payload", "read"), [pytest.param(*r[1:], id=r[0]) for r in MARKED])
 def test_marked_payloads_are_told_from_other_traffic(
     payload: bytes, read: tuple[int, int | None] | None
 ) -> None:
-    assert read_marked(payload) == read
+    assert read_auto(payload) == read
 
 
 # (id, payload, what read_iperf2 gives at NOW)

@@ -8,9 +8,11 @@ import pytest
 
 from aiomcast import InvalidArgumentError, pack_sequence
 from aiomcast._sequence import (
+    MARKER,
+    TIMESTAMP_HEADER,
+    TIMESTAMPED,
     pack_timestamped,
     read_iperf2,
-    read_marked,
     unpack_iperf2,
     unpack_sequence,
 )
@@ -34,12 +36,13 @@ def test_timestamped_batches_share_one_send_time() -> None:
     before = time.time_ns()
     batch = Payloads("timestamped", 64).make(0, 4)
     after = time.time_ns()
-    read = [read_marked(p) for p in batch]
-    assert [r[0] for r in read if r] == [0, 1, 2, 3]
-    stamps = {r[1] for r in read if r}
+    read = [TIMESTAMP_HEADER.unpack_from(p) for p in batch]
+    assert [(n, marker, flags) for n, marker, flags, _ in read] == [
+        (n, MARKER, TIMESTAMPED) for n in range(4)
+    ]
+    stamps = {r[3] for r in read}
     assert len(stamps) == 1
     (stamp,) = stamps
-    assert stamp is not None
     assert before <= stamp <= after
     assert batch[0] == pack_timestamped(0, 64, stamp)
 
